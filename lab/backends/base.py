@@ -1,0 +1,262 @@
+"""The backend protocol: one model, spoken to in token ids.
+
+A backend implements a handful of primitives (`tokenize`, `token_bytes`, `_last_logits`,
+and optionally `_chat_template`, `_is_special`, `_layer_logits`); everything a screen
+needs (distributions, streams, chat rendering) is built here on top of them, so every
+backend behaves the same way. Nothing returned holds a tensor: see `lab.types`.
+
+Backends are not thread-safe: use one from one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from lab.errors import LabError
+from lab.sampling import SamplingSettings, entropy, log_softmax, make_rng, sample, sampling_probs
+from lab.types import (
+    Capabilities,
+    ChatMessage,
+    Distribution,
+    GenerationResult,
+    LayerPrediction,
+    ModelInfo,
+    RenderedChat,
+    Span,
+    TokenEvent,
+    TokenProb,
+)
+
+
+class Backend(ABC):
+    """A loaded model. Subclasses fill in the primitives marked abstract."""
+
+    info: ModelInfo
+    capabilities: Capabilities
+
+    def __init__(self) -> None:
+        # Tokens actually run through the network since load (prefix-cache hits excluded).
+        self.tokens_evaluated = 0
+        self._piece_cache: dict[int, bytes] = {}
+
+    # ---- primitives --------------------------------------------------------------
+    @abstractmethod
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """Text to ids. `add_special` adds BOS when the model wants one; `parse_special`
+        turns "<|im_start|>" in the text into its special token instead of plain text."""
+
+    @abstractmethod
+    def _token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes of one token (special tokens: their text form)."""
+
+    @abstractmethod
+    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits (float32, vocab) for the position after `ids`, reusing cached state
+        when `ids` extends what was evaluated before."""
+
+    @property
+    @abstractmethod
+    def eos_ids(self) -> frozenset[int]:
+        """Ids that end a generation."""
+
+    def _chat_template(self) -> str | None:
+        return None
+
+    def _special_tokens(self) -> dict[str, str]:
+        """bos_token / eos_token strings for the chat template."""
+        return {}
+
+    def _is_special(self, token_id: int) -> bool:
+        return False
+
+    def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
+        raise LabError(f"{self.info.backend} does not expose hidden states; the logit lens needs the transformers backend.")
+
+    def close(self) -> None:
+        """Free the model."""
+
+    # ---- built on the primitives ------------------------------------------------
+    def token_bytes(self, token_id: int) -> bytes:
+        piece = self._piece_cache.get(token_id)
+        if piece is None:
+            if not 0 <= token_id < self.info.vocab_size:
+                raise LabError(f"token id {token_id} is outside the vocabulary (0..{self.info.vocab_size - 1}).")
+            piece = self._token_bytes(token_id)
+            self._piece_cache[token_id] = piece
+        return piece
+
+    def detokenize_bytes(self, ids: Sequence[int]) -> bytes:
+        return b"".join(self.token_bytes(i) for i in ids)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.detokenize_bytes(ids).decode("utf-8", errors="replace")
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """The raw next-token logits after `ids` (a copy the caller may keep)."""
+        ids = self._check_ids(ids)
+        return np.array(self._last_logits(ids), dtype=np.float32, copy=True)
+
+    def distribution_from_logits(
+        self, logits: np.ndarray, n_ids: int, top_k: int = 10, query_ids: Sequence[int] = ()
+    ) -> Distribution:
+        logprobs = log_softmax(logits)
+        return self._distribution(logprobs, n_ids, top_k, query_ids)
+
+    def next_token(self, ids: Sequence[int], top_k: int = 10, query_ids: Sequence[int] = ()) -> Distribution:
+        """The model's (temperature 1, unfiltered) distribution for the token after `ids`."""
+        return self.distribution_from_logits(self.logits(ids), len(ids), top_k, query_ids)
+
+    def _distribution(self, logprobs: np.ndarray, n_ids: int, top_k: int, query_ids: Sequence[int]) -> Distribution:
+        k = max(1, min(top_k, logprobs.size))
+        idx = np.argpartition(-logprobs, k - 1)[:k]
+        idx = idx[np.argsort(-logprobs[idx], kind="stable")]
+        top = tuple(
+            TokenProb(int(i), self.token_bytes(int(i)), float(np.exp(logprobs[i])), float(logprobs[i])) for i in idx
+        )
+        queried = []
+        for qid in query_ids:
+            if not 0 <= qid < logprobs.size:
+                raise LabError(f"token id {qid} is outside the vocabulary (0..{logprobs.size - 1}).")
+            lp = logprobs[qid]
+            rank = int(np.count_nonzero(logprobs > lp)) + 1
+            queried.append((int(qid), float(np.exp(lp)), rank))
+        return Distribution(top, entropy(logprobs), int(logprobs.size), n_ids, tuple(queried))
+
+    def stream(
+        self,
+        ids: Sequence[int],
+        settings: SamplingSettings = SamplingSettings(),
+        max_tokens: int = 64,
+        cancel: threading.Event | None = None,
+        top_n: int = 5,
+        stop_at_eos: bool = True,
+    ) -> Generation:
+        """Generate up to `max_tokens` after `ids`; iterate the result for `TokenEvent`s.
+
+        `cancel` is checked before every token: setting it stops the stream within one token.
+        """
+        return Generation(self, self._check_ids(ids), settings, max_tokens, cancel, top_n, stop_at_eos)
+
+    def generate(self, ids: Sequence[int], settings: SamplingSettings = SamplingSettings(), max_tokens: int = 64,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        """Run a stream to its end and return the result."""
+        gen = self.stream(ids, settings, max_tokens, cancel)
+        for _ in gen:
+            pass
+        assert gen.result is not None
+        return gen.result
+
+    def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> RenderedChat:
+        """Render a conversation with the model's own chat template, then tokenize it.
+
+        Special tokens (e.g. <|im_start|>) are parsed as such and their spans marked.
+        """
+        from lab.chat import render_template
+
+        template = self._chat_template()
+        if not template:
+            raise LabError(f"{self.info.name} has no chat template (it is a base model).",
+                           "Use a chat/instruct model, or the few-shot prompt.")
+        text = render_template(template, messages, add_generation_prompt, **self._special_tokens())
+        ids = self.tokenize(text, add_special=False, parse_special=True)
+        spans = []
+        byte_pos = 0
+        encoded = text.encode("utf-8")
+        for pos, tid in enumerate(ids):
+            piece = self.token_bytes(tid)
+            start = byte_pos
+            byte_pos += len(piece)
+            if self._is_special(tid):
+                c0 = len(encoded[:start].decode("utf-8", errors="ignore"))
+                c1 = len(encoded[:byte_pos].decode("utf-8", errors="ignore"))
+                spans.append(Span(pos, pos + 1, c0, c1))
+        return RenderedChat(text, tuple(ids), tuple(spans), self._template_source())
+
+    def _template_source(self) -> str:
+        return "model"
+
+    def lens(self, ids: Sequence[int], top_k: int = 1) -> list[LayerPrediction]:
+        """Logit lens: the top tokens read from every layer's hidden state at the last position."""
+        ids = self._check_ids(ids)
+        out = []
+        for layer, logits in enumerate(self._layer_logits(ids)):
+            dist = self._distribution(log_softmax(logits), len(ids), top_k, ())
+            out.append(LayerPrediction(layer, dist.top))
+        return out
+
+    def _check_ids(self, ids: Sequence[int]) -> list[int]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            raise LabError("the sequence is empty: give at least one token.")
+        bad = [i for i in ids if not 0 <= i < self.info.vocab_size]
+        if bad:
+            raise LabError(f"token id {bad[0]} is outside the vocabulary (0..{self.info.vocab_size - 1}).")
+        if len(ids) > self.info.context_length:
+            raise LabError(f"{len(ids)} tokens do not fit the context window of {self.info.context_length}.")
+        return ids
+
+
+class Generation:
+    """An iterator of `TokenEvent`s; `.result` is set once it is exhausted."""
+
+    def __init__(self, backend: Backend, ids: list[int], settings: SamplingSettings, max_tokens: int,
+                 cancel: threading.Event | None, top_n: int, stop_at_eos: bool) -> None:
+        self.backend = backend
+        self.prompt = ids
+        self.settings = settings
+        self.max_tokens = max_tokens
+        self.cancel = cancel
+        self.top_n = top_n
+        self.stop_at_eos = stop_at_eos
+        self.result: GenerationResult | None = None
+        self._iter = self._run()
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        return self._iter
+
+    def __next__(self) -> TokenEvent:
+        return next(self._iter)
+
+    def _run(self) -> Iterator[TokenEvent]:
+        b = self.backend
+        rng = make_rng(self.settings.seed)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        ids = list(self.prompt)
+        out: list[int] = []
+        text_parts: list[str] = []
+        reason = "length"
+        t0 = time.perf_counter()
+        for index in range(self.max_tokens):
+            if self.cancel is not None and self.cancel.is_set():
+                reason = "cancelled"
+                break
+            if len(ids) >= b.info.context_length:
+                reason = "context"
+                break
+            logits = b._last_logits(ids)
+            token = sample(logits, self.settings, rng)
+            logprobs = log_softmax(logits)
+            if self.settings.greedy or (self.settings.temperature == 1.0 and self.settings.top_k == 0
+                                         and self.settings.top_p == 1.0):
+                used_prob = 1.0 if self.settings.greedy else float(np.exp(logprobs[token]))
+            else:
+                used_prob = float(sampling_probs(logits, self.settings)[token])
+            top = b._distribution(logprobs, len(ids), self.top_n, ()).top
+            piece = b.token_bytes(token)
+            ids.append(token)
+            out.append(token)
+            if self.stop_at_eos and token in b.eos_ids:
+                reason = "eos"
+                yield TokenEvent(index, token, piece, used_prob, float(np.exp(logprobs[token])), top, "")
+                break
+            text = decoder.decode(piece)
+            text_parts.append(text)
+            yield TokenEvent(index, token, piece, used_prob, float(np.exp(logprobs[token])), top, text)
+        text_parts.append(decoder.decode(b"", final=True))
+        self.result = GenerationResult(tuple(out), "".join(text_parts), reason, time.perf_counter() - t0)

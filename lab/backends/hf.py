@@ -1,0 +1,275 @@
+"""transformers/torch backend: hub ids, local HF folders, and GGUF files de-quantised.
+
+A GGUF converted by transformers is slow to load (tens of seconds) and cannot be
+`save_pretrained`-ed, so the converted weights are cached as safetensors (with the
+config and tokenizer) under the lab's cache; the second load reads that folder.
+Exposes every layer's hidden state for the logit lens. Runs on CUDA, then MPS, then CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lab.backends.base import Backend
+from lab.errors import BackendUnavailableError, CorruptModelError, LabError, ModelOutOfMemoryError, NotAModelError
+from lab.gguf_file import inspect_gguf
+from lab.paths import cache_dir
+from lab.types import Capabilities, CatalogueEntry, ModelInfo
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or warnings: they would write over a TUI."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (used by byte-level BPE vocabularies)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+
+
+def converted_cache_folder(gguf_path: str) -> Path:
+    st = os.stat(gguf_path)
+    key = hashlib.sha256(f"{os.path.realpath(gguf_path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / "hf-converted" / f"{Path(gguf_path).stem}-{key}"
+
+
+class TransformersBackend(Backend):
+    def __init__(self, model, tokenizer, info: ModelInfo, device: str) -> None:
+        super().__init__()
+        import torch
+
+        self._torch = torch
+        self.model = model
+        self.tok = tokenizer
+        self.device = device
+        self.info = info
+        self.capabilities = Capabilities(
+            supports_logprobs=True,
+            supports_hidden_states=True,
+            supports_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+            supports_gpu=device != "cpu",
+            supports_kv_cache=True,
+        )
+        vocab = tokenizer.get_vocab()
+        self._byte_level = any(t.startswith("Ġ") for t in list(vocab)[:5000])
+        self._special_ids = set(tokenizer.all_special_ids)
+        for tid, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
+            if getattr(added, "special", False):
+                self._special_ids.add(int(tid))
+        eos = set()
+        for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+            if isinstance(source, int):
+                eos.add(source)
+            elif source:
+                eos.update(int(x) for x in source)
+        self._eos = frozenset(eos)
+        self._cache = None  # past_key_values for self._cached_ids
+        self._cached_ids: list[int] = []
+        self._cached_logits: np.ndarray | None = None
+
+    # ---- loading ------------------------------------------------------------------
+    @classmethod
+    def load(cls, entry: CatalogueEntry, device: str = "auto") -> "TransformersBackend":
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise BackendUnavailableError(f"the transformers backend cannot start: {exc}.") from exc
+        from lab.devices import pick_torch_device
+
+        _quiet_transformers()
+        dev = pick_torch_device(device)
+        dtype = torch.float32 if dev == "cpu" else (torch.bfloat16 if dev == "cuda" and torch.cuda.is_bf16_supported() else torch.float16)
+        quant = "float32" if dtype == torch.float32 else str(dtype).replace("torch.", "")
+        source = entry.path or entry.hub_id
+        try:
+            if entry.kind == "gguf":
+                summary = inspect_gguf(entry.path)
+                folder = converted_cache_folder(entry.path)
+                if not (folder / "model.safetensors").exists():
+                    cls._convert_gguf(entry.path, folder)
+                kwargs = {"local_files_only": True}
+                target = str(folder)
+                quant = f"{summary.file_type} de-quantised to {quant}"
+            elif entry.kind == "hf-folder":
+                target, kwargs = entry.path, {"local_files_only": True}
+            elif entry.kind == "hub":
+                target, kwargs = entry.hub_id, {}
+            else:
+                raise NotAModelError(f"{entry.name} ({entry.kind}) cannot be loaded by transformers.")
+            tok = AutoTokenizer.from_pretrained(target, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **kwargs)
+            model.to(dev).eval()
+        except LabError:
+            raise
+        except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            raise ModelOutOfMemoryError(f"out of memory loading {entry.name}.") from exc
+        except OSError as exc:
+            raise NotAModelError(f"transformers cannot load {source}: {str(exc).splitlines()[0]}") from exc
+        except Exception as exc:  # damaged weights, unsupported architecture
+            raise CorruptModelError(f"transformers failed to load {source}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
+        cfg = model.config
+        text_cfg = getattr(cfg, "text_config", None) or cfg
+        info = ModelInfo(
+            name=entry.name,
+            architecture=str(getattr(cfg, "model_type", "unknown")),
+            parameters=int(sum(p.numel() for p in model.parameters())),
+            vocab_size=int(model.get_output_embeddings().weight.shape[0]),
+            context_length=int(getattr(text_cfg, "max_position_embeddings", 2048) or 2048),
+            quantisation=quant,
+            backend="transformers",
+            device=dev,
+            has_chat_template=bool(getattr(tok, "chat_template", None)),
+            source=source,
+        )
+        return cls(model, tok, info, dev)
+
+    @staticmethod
+    def _convert_gguf(path: str, folder: Path) -> None:
+        """De-quantise a GGUF through transformers once and keep the result as safetensors."""
+        from safetensors.torch import save_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        src_dir, name = os.path.dirname(os.path.abspath(path)), os.path.basename(path)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
+            model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name)
+            tok.save_pretrained(tmp)
+            model.config.save_pretrained(tmp)
+            model.generation_config.save_pretrained(tmp)
+            save_model(model, str(tmp / "model.safetensors"))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ---- primitives -----------------------------------------------------------------
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        kwargs = {} if parse_special else {"split_special_tokens": True}
+        return list(self.tok(text, add_special_tokens=add_special, **kwargs)["input_ids"])
+
+    def _token_bytes(self, token_id: int) -> bytes:
+        if token_id in self._special_ids:
+            return self.tok.convert_ids_to_tokens(token_id).encode("utf-8")
+        piece = self.tok.convert_ids_to_tokens(token_id)
+        if piece is None:
+            return b""
+        if self._byte_level:
+            try:
+                return bytes(_BYTE_DECODER[c] for c in piece)
+            except KeyError:
+                return piece.encode("utf-8")
+        if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            return bytes([int(piece[3:5], 16)])
+        return piece.replace("▁", " ").encode("utf-8")
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        return self._eos
+
+    def _chat_template(self) -> str | None:
+        return getattr(self.tok, "chat_template", None)
+
+    def _special_tokens(self) -> dict[str, str]:
+        return {"bos_token": self.tok.bos_token or "", "eos_token": self.tok.eos_token or ""}
+
+    def _template_source(self) -> str:
+        return "tokenizer_config (transformers)"
+
+    def _is_special(self, token_id: int) -> bool:
+        return token_id in self._special_ids
+
+    def _forward(self, new_ids: list[int], past) -> tuple[np.ndarray, object]:
+        torch = self._torch
+        try:
+            with torch.inference_mode():
+                x = torch.tensor([new_ids], device=self.device)
+                out = self.model(input_ids=x, past_key_values=past, use_cache=True)
+        except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            self._reset_cache()
+            raise ModelOutOfMemoryError("out of memory running the model.") from exc
+        self.tokens_evaluated += len(new_ids)
+        return out.logits[0, -1].float().cpu().numpy(), out.past_key_values
+
+    def _reset_cache(self) -> None:
+        self._cache, self._cached_ids, self._cached_logits = None, [], None
+
+    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+        ids = list(ids)
+        if ids == self._cached_ids and self._cached_logits is not None:
+            return self._cached_logits
+        n = 0
+        limit = min(len(ids), len(self._cached_ids))
+        while n < limit and ids[n] == self._cached_ids[n]:
+            n += 1
+        n = min(n, len(ids) - 1)  # at least one token must run to produce logits
+        past = None
+        if n > 0 and self._cache is not None:
+            if n < len(self._cached_ids):
+                try:
+                    self._cache.crop(n)
+                    past = self._cache
+                except Exception:  # caches that cannot be cropped (sliding windows): start over
+                    past, n = None, 0
+            else:
+                past = self._cache
+        else:
+            n = 0
+        logits, cache = self._forward(ids[n:], past)
+        self._cache, self._cached_ids, self._cached_logits = cache, ids, logits
+        return logits
+
+    def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), output_hidden_states=True,
+                             use_cache=False)
+        self.tokens_evaluated += len(ids)
+        hidden = out.hidden_states  # embeddings, then one per layer (the last already normed)
+        norm = getattr(getattr(self.model, "model", None), "norm", None)
+        head = self.model.get_output_embeddings()
+        result = []
+        with torch.inference_mode():
+            for h in hidden[:-1]:
+                x = h[0, -1]
+                x = norm(x) if norm is not None else x
+                result.append(head(x).float().cpu().numpy())
+        result.append(out.logits[0, -1].float().cpu().numpy())  # the model's own final prediction
+        return result
+
+    def close(self) -> None:
+        self._reset_cache()
+        self.model = None
+        if self.device == "cuda":
+            self._torch.cuda.empty_cache()

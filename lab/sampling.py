@@ -1,0 +1,134 @@
+"""Sampling as pure, seeded functions of a logits vector.
+
+The engine hands a 1-D float array of logits (one per vocabulary entry) to these
+functions; they never see a model. Policies compose as `(logits) -> logits` steps:
+
+    probs = sampling_probs(logits, SamplingSettings(temperature=0.8, top_k=40, top_p=0.95))
+    token = sample(logits, settings, rng=make_rng(seed))
+
+Temperature 0 means greedy: `sample` returns the argmax and ignores the rng.
+The same seed and the same logits give the same token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+NEG_INF = -np.inf
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 1.0  # 0 = greedy (argmax)
+    top_k: int = 0  # keep the k most likely tokens; 0 = off
+    top_p: float = 1.0  # keep the smallest set with cumulative probability >= top_p; 1 = off
+    seed: int | None = None  # None = a fresh random seed per stream
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or math.isnan(self.temperature):
+            raise ValueError("temperature must be >= 0")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError("top_p must be in (0, 1]")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def make_rng(seed: int | None) -> np.random.Generator:
+    """A generator for `sample`; `make_rng(7)` always draws the same sequence."""
+    return np.random.default_rng(seed)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable log-softmax in float64; -inf logits stay -inf."""
+    x = np.asarray(logits, dtype=np.float64)
+    m = np.max(x)
+    if not np.isfinite(m):
+        raise ValueError("logits hold no finite value")
+    shifted = x - m
+    return shifted - math.log(np.sum(np.exp(shifted)))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits))
+
+
+def entropy(logprobs: np.ndarray) -> float:
+    """Shannon entropy in nats of a distribution given as log-probabilities."""
+    p = np.exp(logprobs)
+    mask = p > 0
+    return float(-np.sum(p[mask] * logprobs[mask]))
+
+
+def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Divide by the temperature. Temperature 0 keeps only the argmax(es)."""
+    x = np.asarray(logits, dtype=np.float64)
+    if temperature == 0.0:
+        out = np.full_like(x, NEG_INF)
+        best = np.argmax(x)
+        out[best] = 0.0
+        return out
+    return x / temperature
+
+
+def top_k_filter(logits: np.ndarray, k: int) -> np.ndarray:
+    """Keep the k largest logits, set the rest to -inf; k <= 0 or k >= len keeps all.
+
+    Example: logits=[1, 3, 2], k=2 -> [-inf, 3, 2].
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    if k <= 0 or k >= x.size:
+        return x
+    keep = np.argpartition(-x, k - 1)[:k]
+    out = np.full_like(x, NEG_INF)
+    out[keep] = x[keep]
+    return out
+
+
+def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
+    """Nucleus filter: keep the most likely tokens whose cumulative probability reaches p.
+
+    The most likely token is always kept. Example: probs=[0.5, 0.3, 0.2], p=0.7 -> keeps
+    the first two (0.5 < 0.7 <= 0.8).
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    if p >= 1.0:
+        return x
+    probs = softmax(x)
+    order = np.argsort(-probs, kind="stable")
+    cumulative = np.cumsum(probs[order])
+    n_keep = int(np.searchsorted(cumulative, p, side="left")) + 1
+    n_keep = max(1, min(n_keep, x.size))
+    out = np.full_like(x, NEG_INF)
+    kept = order[:n_keep]
+    out[kept] = x[kept]
+    return out
+
+
+def filtered_logits(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
+    """Temperature, then top-k, then top-p: the logits the sampler actually draws from."""
+    x = apply_temperature(logits, settings.temperature)
+    x = top_k_filter(x, settings.top_k)
+    return top_p_filter(x, settings.top_p)
+
+
+def sampling_probs(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
+    """The probability of each token under `settings` (zeros for filtered tokens)."""
+    return softmax(filtered_logits(logits, settings))
+
+
+def sample(logits: np.ndarray, settings: SamplingSettings, rng: np.random.Generator) -> int:
+    """Draw one token id. Greedy (temperature 0) returns the argmax and does not use rng."""
+    if settings.greedy:
+        return int(np.argmax(logits))
+    probs = sampling_probs(logits, settings)
+    # Inverse-CDF draw: one uniform per token keeps seeded streams reproducible.
+    cumulative = np.cumsum(probs)
+    u = rng.random() * cumulative[-1]
+    return int(min(np.searchsorted(cumulative, u, side="right"), probs.size - 1))
