@@ -8,10 +8,13 @@ Exposes every layer's hidden state for the logit lens. Runs on CUDA, then MPS, t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import inspect
 import os
 import shutil
-import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,7 +94,9 @@ class TransformersBackend(Backend):
             elif source:
                 eos.update(int(x) for x in source)
         self._eos = frozenset(eos)
-        self._cache = None  # past_key_values for self._cached_ids
+        # transformers 5 renamed `past_key_values` to `cache`; speak whichever this version knows.
+        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache = None  # the KV cache for self._cached_ids
         self._cached_ids: list[int] = []
         self._cached_logits: np.ndarray | None = None
 
@@ -163,8 +168,9 @@ class TransformersBackend(Backend):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
-            model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name)
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
+                model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name)
             tok.save_pretrained(tmp)
             model.config.save_pretrained(tmp)
             model.generation_config.save_pretrained(tmp)
@@ -213,14 +219,16 @@ class TransformersBackend(Backend):
     def _forward(self, new_ids: list[int], past) -> tuple[np.ndarray, object]:
         torch = self._torch
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 x = torch.tensor([new_ids], device=self.device)
-                out = self.model(input_ids=x, past_key_values=past, use_cache=True)
+                out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: past})
         except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
             self._reset_cache()
             raise ModelOutOfMemoryError("out of memory running the model.") from exc
         self.tokens_evaluated += len(new_ids)
-        return out.logits[0, -1].float().cpu().numpy(), out.past_key_values
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        return out.logits[0, -1].float().cpu().numpy(), cache
 
     def _reset_cache(self) -> None:
         self._cache, self._cached_ids, self._cached_logits = None, [], None
@@ -252,7 +260,8 @@ class TransformersBackend(Backend):
 
     def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
         torch = self._torch
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), output_hidden_states=True,
                              use_cache=False)
         self.tokens_evaluated += len(ids)

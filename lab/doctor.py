@@ -1,0 +1,80 @@
+"""`deepdive-lab doctor`: what this machine offers the lab, as plain lines of text."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version(pkg: str) -> str:
+    try:
+        return version(pkg)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def report(assemble: bool = True) -> list[str]:
+    """Lines describing Python, libraries, devices and every model found."""
+    from lab import catalogue
+    from lab.backends.llamacpp import gpu_offload_supported, llama_cpp_version
+
+    lines = [
+        f"Python        {sys.version.split()[0]} ({platform.system()} {platform.machine()})",
+        f"deepdive-lab  {_version('deepdive-lab')}",
+        f"textual       {_version('textual')}",
+        f"transformers  {_version('transformers')}",
+        f"tiktoken      {_version('tiktoken')}",
+        f"llama.cpp     llama-cpp-python {llama_cpp_version()}, GPU offload: "
+        f"{'yes' if gpu_offload_supported() else 'no (CPU build)'}",
+    ]
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        devices = ["cpu"]
+        if cuda:
+            devices.insert(0, f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} device(s))")
+        if mps:
+            devices.insert(0, "mps")
+        lines.append(f"torch         {torch.__version__} (CUDA build: {torch.version.cuda or 'no'})")
+        lines.append(f"devices       {', '.join(devices)}")
+    except Exception as exc:  # torch missing or broken: report, do not fail
+        lines.append(f"torch         unavailable ({exc.__class__.__name__}: {exc})")
+    lines.append("")
+    lines.append("models")
+    if assemble:
+        try:
+            catalogue.gemma_path(assemble=True)
+        except Exception as exc:
+            lines.append(f"  (could not assemble gemma-3-270m: {exc})")
+    entries = catalogue.discover()
+    if not entries:
+        lines.append("  none found")
+    for e in entries:
+        role = f" [{e.role} default]" if e.role else ""
+        where = e.path or "(not assembled yet)"
+        lines.append(f"  {e.name:<28} {e.kind:<9} {human_size(e.size_bytes):>9}  {e.source}{role}")
+        lines.append(f"  {'':<28} {where}")
+    lines.append("")
+    lines.append("encodings")
+    from lab.errors import LabError
+    from lab.tokenizers import ENCODINGS, encoding_file
+
+    for spec in ENCODINGS.values():
+        try:
+            _, where = encoding_file(spec, allow_download=False)
+            lines.append(f"  {spec.label:<28} available ({where})")
+        except LabError as exc:
+            lines.append(f"  {spec.label:<28} unavailable: {exc.message}")
+    return lines

@@ -1,0 +1,71 @@
+"""Sampling is a pure, seeded function of logits: checked against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lab.sampling import (SamplingSettings, entropy, log_softmax, make_rng, sample, sampling_probs, softmax,
+                          top_k_filter, top_p_filter)
+
+
+def test_softmax_matches_hand_computation():
+    p = softmax(np.array([0.0, math.log(3.0)]))
+    assert p == pytest.approx([0.25, 0.75])
+
+
+def test_top_k_keeps_k_largest():
+    out = top_k_filter(np.array([1.0, 3.0, 2.0]), 2)
+    assert np.isneginf(out[0]) and out[1] == 3.0 and out[2] == 2.0
+
+
+def test_top_p_keeps_smallest_nucleus():
+    logits = np.log(np.array([0.5, 0.3, 0.2]))
+    kept = np.isfinite(top_p_filter(logits, 0.7))
+    assert kept.tolist() == [True, True, False]
+    assert np.isfinite(top_p_filter(logits, 0.5)).tolist() == [True, False, False]
+    assert np.isfinite(top_p_filter(logits, 0.01)).sum() == 1  # the top token always survives
+
+
+def test_temperature_zero_is_argmax_and_ignores_seed():
+    logits = np.array([0.1, 2.0, 1.9, -5.0])
+    s = SamplingSettings(temperature=0.0)
+    assert {sample(logits, s, make_rng(seed)) for seed in range(20)} == {1}
+    assert sampling_probs(logits, s).tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_same_seed_same_tokens_and_seeds_differ():
+    logits = np.zeros(1000)
+    s = SamplingSettings(temperature=1.0)
+    a = [sample(logits, s, r) for r in [make_rng(7)] * 1 for _ in range(50)]
+    rng = make_rng(7)
+    b = [sample(logits, s, rng) for _ in range(50)]
+    rng2 = make_rng(7)
+    c = [sample(logits, s, rng2) for _ in range(50)]
+    assert b == c
+    assert len(set(a)) > 10  # a uniform distribution really is sampled
+
+
+def test_sampling_frequencies_follow_probabilities():
+    logits = np.log(np.array([0.7, 0.2, 0.1]))
+    rng = make_rng(0)
+    draws = np.bincount([sample(logits, SamplingSettings(), rng) for _ in range(4000)], minlength=3) / 4000
+    assert draws == pytest.approx([0.7, 0.2, 0.1], abs=0.03)
+
+
+def test_filtered_tokens_are_never_sampled():
+    logits = np.log(np.array([0.4, 0.3, 0.2, 0.1]))
+    s = SamplingSettings(top_k=2)
+    rng = make_rng(1)
+    assert {sample(logits, s, rng) for _ in range(500)} == {0, 1}
+
+
+def test_entropy_of_uniform_is_log_n():
+    assert entropy(log_softmax(np.zeros(8))) == pytest.approx(math.log(8))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        SamplingSettings(temperature=-1)
+    with pytest.raises(ValueError):
+        SamplingSettings(top_p=0.0)
