@@ -83,9 +83,12 @@ class _Cursor:
         if vtype == _ARRAY:
             itype, n = self.unpack("<I"), self.unpack("<Q")
             if itype == _STRING:  # skip fast: only the count is kept
+                end = len(self.buf)
                 for _ in range(n):
+                    if self.pos + 8 > end:
+                        raise EOFError
                     self.pos += 8 + struct.unpack_from("<Q", self.buf, self.pos)[0]
-                if self.pos > len(self.buf):
+                if self.pos > end:
                     raise EOFError
                 return n
             if itype in _SCALAR:
@@ -93,6 +96,8 @@ class _Cursor:
                 if self.pos > len(self.buf):
                     raise EOFError
                 return n
+            if n > len(self.buf):
+                raise EOFError
             return [self.value(itype) for _ in range(n)]
         raise ValueError(f"unknown GGUF value type {vtype}")
 
@@ -143,7 +148,7 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFSummary:
         raise NotAModelError(f"{p.name} is not a GGUF model (it does not start with the GGUF magic bytes).")
     try:
         meta, tensors, data_start = read_header(p)
-    except (EOFError, ValueError, OverflowError, MemoryError) as exc:
+    except (EOFError, ValueError, OverflowError, MemoryError, struct.error) as exc:
         raise CorruptModelError(f"{p.name} is a damaged GGUF file: its header cannot be read ({exc or 'cut short'}).") from exc
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
