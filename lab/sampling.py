@@ -55,6 +55,30 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - math.log(np.sum(np.exp(shifted)))
 
 
+def logsumexp(logits: np.ndarray) -> float:
+    """log(sum(exp(logits))) computed stably in float32 (fast on 262k-entry vocabularies)."""
+    x = np.asarray(logits, dtype=np.float32)
+    m = float(np.max(x))
+    return m + math.log(float(np.sum(np.exp(x - m), dtype=np.float64)))
+
+
+def top_indices(logits: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest logits, largest first.
+
+    Fast path: the top tokens almost always lie within a few nats of the maximum, so
+    only those are sorted; falls back to a full partition when fewer than n do.
+    """
+    x = np.asarray(logits)
+    n = max(1, min(n, x.size))
+    m = x.max()
+    cand = np.flatnonzero(x >= m - 12.0)
+    if cand.size < n:
+        cand = np.argpartition(-x, n - 1)[:n]
+    elif cand.size > 4 * n:
+        cand = cand[np.argpartition(-x[cand], n - 1)[:n]]
+    return cand[np.argsort(-x[cand], kind="stable")][:n]
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 

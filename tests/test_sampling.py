@@ -69,3 +69,13 @@ def test_bad_settings_are_refused():
         SamplingSettings(temperature=-1)
     with pytest.raises(ValueError):
         SamplingSettings(top_p=0.0)
+
+
+def test_top_indices_matches_full_sort():
+    from lab.sampling import top_indices
+
+    rng = np.random.default_rng(3)
+    for scale in (0.1, 3.0, 30.0):
+        x = (rng.standard_normal(50000) * scale).astype(np.float32)
+        for n in (1, 5, 40):
+            assert top_indices(x, n).tolist() == np.argsort(-x, kind="stable")[:n].tolist()

@@ -11,6 +11,7 @@ Backends are not thread-safe: use one from one worker thread at a time.
 from __future__ import annotations
 
 import codecs
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,7 +20,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from lab.errors import LabError
-from lab.sampling import SamplingSettings, entropy, log_softmax, make_rng, sample, sampling_probs
+from lab.sampling import (SamplingSettings, entropy, log_softmax, logsumexp, make_rng, sample, sampling_probs,
+                          top_indices)
 from lab.types import (
     Capabilities,
     ChatMessage,
@@ -113,9 +115,7 @@ class Backend(ABC):
         return self.distribution_from_logits(self.logits(ids), len(ids), top_k, query_ids)
 
     def _distribution(self, logprobs: np.ndarray, n_ids: int, top_k: int, query_ids: Sequence[int]) -> Distribution:
-        k = max(1, min(top_k, logprobs.size))
-        idx = np.argpartition(-logprobs, k - 1)[:k]
-        idx = idx[np.argsort(-logprobs[idx], kind="stable")]
+        idx = top_indices(logprobs, top_k)
         top = tuple(
             TokenProb(int(i), self.token_bytes(int(i)), float(np.exp(logprobs[i])), float(logprobs[i])) for i in idx
         )
@@ -241,22 +241,25 @@ class Generation:
                 break
             logits = b._last_logits(ids)
             token = sample(logits, self.settings, rng)
-            logprobs = log_softmax(logits)
-            if self.settings.greedy or (self.settings.temperature == 1.0 and self.settings.top_k == 0
-                                         and self.settings.top_p == 1.0):
-                used_prob = 1.0 if self.settings.greedy else float(np.exp(logprobs[token]))
+            lse = logsumexp(logits)
+            raw_prob = math.exp(float(logits[token]) - lse)
+            if self.settings.greedy:
+                used_prob = 1.0
+            elif self.settings.temperature == 1.0 and self.settings.top_k == 0 and self.settings.top_p == 1.0:
+                used_prob = raw_prob
             else:
                 used_prob = float(sampling_probs(logits, self.settings)[token])
-            top = b._distribution(logprobs, len(ids), self.top_n, ()).top
+            top = tuple(TokenProb(int(i), b.token_bytes(int(i)), math.exp(float(logits[i]) - lse),
+                                  float(logits[i]) - lse) for i in top_indices(logits, self.top_n))
             piece = b.token_bytes(token)
             ids.append(token)
             out.append(token)
             if self.stop_at_eos and token in b.eos_ids:
                 reason = "eos"
-                yield TokenEvent(index, token, piece, used_prob, float(np.exp(logprobs[token])), top, "")
+                yield TokenEvent(index, token, piece, used_prob, raw_prob, top, "")
                 break
             text = decoder.decode(piece)
             text_parts.append(text)
-            yield TokenEvent(index, token, piece, used_prob, float(np.exp(logprobs[token])), top, text)
+            yield TokenEvent(index, token, piece, used_prob, raw_prob, top, text)
         text_parts.append(decoder.decode(b"", final=True))
         self.result = GenerationResult(tuple(out), "".join(text_parts), reason, time.perf_counter() - t0)

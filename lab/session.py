@@ -1,0 +1,100 @@
+"""A lab session: which models play the base and chat roles, loaded once and shared.
+
+Headless (no UI import). The app asks for a role's backend from a worker thread;
+loading happens once per role and the result (or the error) is remembered, so a
+failed load is reported, not retried in a loop, until the user asks again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
+from lab.errors import LabError
+
+ROLES = ("chat", "base")
+
+
+@dataclass
+class Settings:
+    base_model: str = BASE_DEFAULT
+    chat_model: str = CHAT_DEFAULT
+    device: str = "auto"
+    backend: str = "auto"
+
+
+class Session:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._role_locks = {role: threading.Lock() for role in ROLES}
+        self._backends: dict[str, object] = {}
+        self._errors: dict[str, LabError] = {}
+
+    def model_name(self, role: str) -> str:
+        return self.settings.chat_model if role == "chat" else self.settings.base_model
+
+    def loaded(self, role: str):
+        """The backend for `role` if it is loaded, else None (never blocks)."""
+        with self._lock:
+            return self._backends.get(role)
+
+    def error(self, role: str) -> LabError | None:
+        with self._lock:
+            return self._errors.get(role)
+
+    def load(self, role: str):
+        """Load (once) and return the backend for `role`. Blocks: call from a worker thread.
+
+        Raises the `LabError` of a failed load; unexpected exceptions are wrapped in one.
+        """
+        from lab import catalogue
+
+        with self._role_locks[role]:
+            with self._lock:
+                if role in self._backends:
+                    return self._backends[role]
+                self._errors.pop(role, None)
+            name = self.model_name(role)
+            other = "base" if role == "chat" else "chat"
+            with self._lock:
+                shared = self._backends.get(other) if self.model_name(other) == name else None
+            try:
+                backend = shared or catalogue.load(name, backend=self.settings.backend, device=self.settings.device)
+            except LabError as exc:
+                with self._lock:
+                    self._errors[role] = exc
+                raise
+            except Exception as exc:  # a bug or an unexpected library failure: still a message, not a crash
+                err = LabError(f"loading {name} failed: {exc.__class__.__name__}: {exc}")
+                with self._lock:
+                    self._errors[role] = err
+                raise err from exc
+            with self._lock:
+                self._backends[role] = backend
+            return backend
+
+    def set_model(self, role: str, name: str) -> None:
+        """Use another model for `role`; it loads on the next `load(role)`."""
+        with self._role_locks[role], self._lock:
+            old = self._backends.pop(role, None)
+            self._errors.pop(role, None)
+            if role == "chat":
+                self.settings.chat_model = name
+            else:
+                self.settings.base_model = name
+            if old is not None and old not in self._backends.values():
+                old.close()
+
+    def close(self) -> None:
+        with self._lock:
+            backends, self._backends = list(self._backends.values()), {}
+        seen: set[int] = set()
+        for b in backends:
+            if id(b) not in seen:
+                seen.add(id(b))
+                try:
+                    b.close()
+                except Exception:  # closing is best effort at exit
+                    pass

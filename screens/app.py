@@ -1,0 +1,159 @@
+"""The deepdive-lab app: wiring only. One mode per area; models load in thread workers.
+
+Built by `make_app(...)` for both the CLI and the tests. The first frame paints before
+torch, transformers or llama_cpp are imported: they load inside workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from lab.errors import LabError
+from lab.session import ROLES, Session, Settings
+
+AREAS = {  # mode name -> (title, key)
+    "tokens": ("Tokens", "f1"),
+    "next": ("Next token", "f2"),
+    "basechat": ("Base vs chat", "f3"),
+    "failures": ("Failures", "f4"),
+    "training": ("Training", "f5"),
+}
+
+BLURBS = {
+    "next": "The probability of every possible next token; temperature and sampling; "
+            "choose the next token yourself; the prediction forming layer by layer.",
+    "basechat": "A base model that dreams documents beside an assistant that sees a chat template.",
+    "failures": "Strawberry, 9.9 vs 9.11, spelling: why (tokens), and the fixes (thinking in tokens, tools).",
+    "training": "Pretrain a tiny GPT live: the loss falls while the samples turn into text.",
+}
+
+
+def _mode_screen(mode: str):
+    def build():
+        if mode == "tokens":
+            from screens.tokens import TokensScreen
+
+            return TokensScreen()
+        from screens.placeholder import PlaceholderScreen
+
+        return PlaceholderScreen(AREAS[mode][0], BLURBS[mode])
+
+    return build
+
+
+class LabCommands(Provider):
+    """Palette commands named "area: action"."""
+
+    def _commands(self):
+        app = self.app
+        for mode, (title, _) in AREAS.items():
+            yield f"mode: {title.lower()}", (lambda m=mode: app.switch_mode(m)), f"Switch to the {title} screen"
+        yield "app: save screenshot", app.action_save_screenshot, "Save an SVG of the current screen"
+        yield "models: reload", app.action_reload_models, "Load the base and chat models again"
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._commands():
+            yield Hit(1.0, name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class LabApp(App):
+    """deepdive-lab: see how language models work, on real models."""
+
+    TITLE = "deepdive-lab"
+    CSS_PATH = "lab.tcss"
+    COMMANDS = App.COMMANDS | {LabCommands}
+    MODES = {mode: _mode_screen(mode) for mode in AREAS}
+    DEFAULT_MODE = "tokens"
+    BINDINGS = [
+        *(Binding(key, f"switch_mode('{mode}')", title, id=f"mode.{mode}", tooltip=f"Show the {title} screen")
+          for mode, (title, key) in AREAS.items()),
+        Binding("ctrl+s", "save_screenshot", "Screenshot", id="app.screenshot", tooltip="Save an SVG screenshot"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.load_models = load_models
+        self.screenshot_dir = screenshot_dir
+        self.model_states: dict[str, str] = {role: "waiting" for role in ROLES}
+        self.device_label = session.settings.device if session.settings.device != "auto" else "…"
+        self.models_changed: Signal = Signal(self, "models-changed")
+        self.last_screenshot: Path | None = None
+
+    def on_mount(self) -> None:
+        if self.load_models:
+            self.action_reload_models()
+
+    # ---- models ---------------------------------------------------------------------
+    def action_reload_models(self) -> None:
+        for role in ROLES:
+            self.load_role(role)
+
+    def load_role(self, role: str) -> None:
+        self._set_state(role, "loading")
+        self.run_worker(lambda: (role, self.session.load(role)), name=role, group="models", thread=True,
+                        exit_on_error=False)
+
+    def _set_state(self, role: str, state: str) -> None:
+        self.model_states[role] = state
+        self.models_changed.publish(role)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "models":
+            return
+        if event.state == WorkerState.SUCCESS:
+            role, backend = worker.result
+            self.device_label = backend.info.device
+            self._set_state(role, "ready")
+        elif event.state == WorkerState.ERROR:
+            role = worker.name
+            err = worker.error
+            message = str(err) if isinstance(err, LabError) else f"{err.__class__.__name__}: {err}"
+            self._set_state(role, "failed")
+            self.notify(message, title=f"The {role} model failed to load", severity="error", timeout=12)
+
+    # ---- screenshots ------------------------------------------------------------------
+    def action_save_screenshot(self) -> None:
+        from lab.paths import screenshots_dir
+
+        folder = self.screenshot_dir or screenshots_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = Path(self.save_screenshot(path=str(folder)))
+        except OSError as exc:
+            self.notify(f"Could not save the screenshot: {exc}", severity="error")
+            return
+        self.last_screenshot = path
+        self.notify(f"Saved {path}", title="Screenshot")
+
+    def on_unmount(self) -> None:
+        self.session.close()
+
+
+def make_app(base_model: str | None = None, chat_model: str | None = None, device: str = "auto",
+             backend: str = "auto", load_models: bool = True, session: Session | None = None,
+             screenshot_dir: Path | None = None) -> LabApp:
+    """Build the app for the CLI and the tests."""
+    if session is None:
+        settings = Settings(device=device, backend=backend)
+        if base_model:
+            settings.base_model = base_model
+        if chat_model:
+            settings.chat_model = chat_model
+        session = Session(settings)
+    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir)
