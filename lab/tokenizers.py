@@ -69,6 +69,7 @@ ALIASES = {"gpt2": "r50k_base", "gpt-2": "r50k_base", "gpt4": "cl100k_base", "gp
 
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}
+_ranks: dict[str, dict[bytes, int]] = {}
 
 
 def _sha256(data: bytes) -> str:
@@ -147,18 +148,22 @@ def get_tiktoken(name: str, allow_download: bool = True):
 
     spec = ENCODINGS[name]
     data, _ = encoding_file(spec, allow_download)
-    enc = tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=parse_ranks(data),
-                            special_tokens=dict(spec.special))
+    ranks = parse_ranks(data)
+    enc = tiktoken.Encoding(spec.name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=dict(spec.special))
     with _lock:
         _loaded[name] = enc
+        _ranks[name] = ranks
     return enc
 
 
 class TextEncoding:
     """One tokenizer seen the same way, whatever it is: encode, pieces as bytes, decode."""
 
-    def __init__(self, name: str, label: str, encode, token_bytes, vocab_size: int, specials: dict[str, int]) -> None:
+    def __init__(self, name: str, label: str, encode, token_bytes, vocab_size: int, specials: dict[str, int],
+                 ranks: dict[bytes, int] | None = None, pat_str: str | None = None) -> None:
         self.name = name
+        self.ranks = ranks  # merge ranks (tiktoken encodings): what BPE replay needs
+        self.pat_str = pat_str  # the pre-tokenization regex
         self.label = label
         self._encode = encode
         self._token_bytes = token_bytes
@@ -183,7 +188,7 @@ def tiktoken_encoding(name: str, allow_download: bool = True) -> TextEncoding:
     spec = ENCODINGS[enc.name]
     # Plain text: special-token strings in the text are encoded as ordinary text.
     return TextEncoding(enc.name, spec.label, enc.encode_ordinary, enc.decode_single_token_bytes,
-                        enc.n_vocab, dict(spec.special))
+                        enc.n_vocab, dict(spec.special), ranks=_ranks.get(enc.name), pat_str=spec.pat_str)
 
 
 def model_encoding(backend) -> TextEncoding:

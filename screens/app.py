@@ -17,12 +17,12 @@ from textual.worker import Worker, WorkerState
 from lab.errors import LabError
 from lab.session import ROLES, Session, Settings
 
-AREAS = {  # mode name -> (title, key)
-    "tokens": ("Tokens", "f1"),
-    "next": ("Next token", "f2"),
-    "basechat": ("Base vs chat", "f3"),
-    "failures": ("Failures", "f4"),
-    "training": ("Training", "f5"),
+AREAS = {  # mode name -> (title, key, footer label)
+    "tokens": ("Tokens", "f1", "Tokens"),
+    "next": ("Next token", "f2", "Next"),
+    "basechat": ("Base vs chat", "f3", "Base/chat"),
+    "failures": ("Failures", "f4", "Failures"),
+    "training": ("Training", "f5", "Training"),
 }
 
 BLURBS = {
@@ -52,7 +52,7 @@ class LabCommands(Provider):
 
     def _commands(self):
         app = self.app
-        for mode, (title, _) in AREAS.items():
+        for mode, (title, _, _) in AREAS.items():
             yield f"mode: {title.lower()}", (lambda m=mode: app.switch_mode(m)), f"Switch to the {title} screen"
         yield "app: save screenshot", app.action_save_screenshot, "Save an SVG of the current screen"
         yield "models: reload", app.action_reload_models, "Load the base and chat models again"
@@ -78,10 +78,11 @@ class LabApp(App):
     MODES = {mode: _mode_screen(mode) for mode in AREAS}
     DEFAULT_MODE = "tokens"
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", title, id=f"mode.{mode}", tooltip=f"Show the {title} screen")
-          for mode, (title, key) in AREAS.items()),
-        Binding("ctrl+s", "save_screenshot", "Screenshot", id="app.screenshot", tooltip="Save an SVG screenshot"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        *(Binding(key, f"switch_mode('{mode}')", short, id=f"mode.{mode}", tooltip=f"Show the {title} screen")
+          for mode, (title, key, short) in AREAS.items()),
+        Binding("ctrl+s", "save_screenshot", "Screenshot", id="app.screenshot", tooltip="Save an SVG screenshot",
+                show=False),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
     ]
 
     def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None) -> None:

@@ -24,4 +24,4 @@ class PlaceholderScreen(Screen):
         with Middle(), Center():
             yield Static(f"[b]{self.area_title}[/b]\n\n{self.blurb}\n\n[dim]This screen is not built yet.[/dim]",
                          classes="placeholder")
-        yield Footer()
+        yield Footer(compact=True)

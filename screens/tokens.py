@@ -1,8 +1,480 @@
-"""Tokens screen (placeholder until the Tokens issue lands)."""
+"""Tokens screen: text → UTF-8 bytes → BPE tokens, live as you type.
 
-from screens.placeholder import PlaceholderScreen
+Views (tabs): Tokens (coloured spans, ids, bytes), Compare (2-4 encodings stacked and
+aligned), BPE replay (merge by merge), Train BPE (a small BPE on the text or a file, in a
+worker), Chat template (a conversation as the chat model's own template renders it).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static,
+                             TabbedContent, TabPane, TextArea)
+
+from lab.errors import LabError
+from lab.paths import assets_dir
+from lab.tokentext import label, segment, stats
+from screens.widgets import ModelStatus
+from screens.widgets.replay_view import ReplayView
+from screens.widgets.token_view import TokenView
+
+TIKTOKEN_NAMES = ("cl100k_base", "o200k_base", "r50k_base")
+MODEL_KEYS = ("chat", "base")
+DRAW_LIMIT = 1500  # tokens drawn per view; counts are always exact
+SYNC_LIMIT = 200_000  # characters tokenized on the UI thread; longer text goes to a worker
+SHORT_NAMES = {"cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)", "r50k_base": "r50k (GPT-2)",
+               "chat": "chat model", "base": "base model"}
+VIEWS = ("tab-tokens", "tab-compare", "tab-replay", "tab-train", "tab-chat")
 
 
-class TokensScreen(PlaceholderScreen):
-    def __init__(self) -> None:
-        super().__init__("Tokens", "Text → UTF-8 bytes → BPE tokens, live as you type.")
+def load_presets() -> dict[str, str]:
+    try:
+        return json.loads((assets_dir() / "token_presets.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"hello": "Hello world!"}
+
+
+@dataclass
+class EncodingSlot:
+    """One encoding the screen can show: loaded, loading, or unavailable with the reason."""
+
+    key: str
+    label: str
+    encoding: object | None = None
+    error: str = ""
+    special_ids: frozenset[int] = frozenset()
+
+    @property
+    def status(self) -> str:
+        if self.encoding is not None:
+            return "ready"
+        return "unavailable" if self.error else "loading"
+
+
+class TokensScreen(Screen):
+    """See text become bytes and tokens, in several encodings, live."""
+
+    BINDINGS = [
+        Binding("ctrl+n", "next_encoding", "Encoding", id="tokens.encoding", tooltip="Show the next encoding"),
+        Binding("ctrl+t", "toggle('ids')", "IDs", id="tokens.ids", tooltip="Show token ids after the spans"),
+        Binding("ctrl+g", "toggle('ws')", "Spaces", id="tokens.whitespace",
+                tooltip="Make spaces, tabs, newlines and invisible characters visible"),
+        Binding("ctrl+b", "toggle('bytes')", "Bytes", id="tokens.bytes", tooltip="Show the UTF-8 bytes (0-255)"),
+        Binding("ctrl+o", "next_view", "View", id="tokens.view", tooltip="Next view: Tokens, Compare, Replay, Train, Chat"),
+        Binding("ctrl+l", "next_preset", "Preset", id="tokens.preset", tooltip="Load the next talk preset"),
+        Binding("ctrl+r", "replay", "Replay", id="tokens.replay", tooltip="Replay the BPE merges of the selection"),
+        Binding("escape", "cancel_training", "Cancel", id="tokens.cancel", show=False),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.presets = load_presets()
+        self.preset_index = -1
+        self.slots: dict[str, EncodingSlot] = {
+            "cl100k_base": EncodingSlot("cl100k_base", "cl100k_base (GPT-4)"),
+            "o200k_base": EncodingSlot("o200k_base", "o200k_base (GPT-4o)"),
+            "r50k_base": EncodingSlot("r50k_base", "r50k_base (GPT-2)"),
+            "chat": EncodingSlot("chat", "chat model"),
+            "base": EncodingSlot("base", "base model"),
+        }
+        self.current = "cl100k_base"
+        self.compare_keys = ["cl100k_base", "o200k_base", "chat", "base"]
+        self.show_ids = False
+        self.show_ws = False
+        self.show_bytes = False
+        self.last_count: dict[str, int] = {}
+        self._train_pieces: dict[int, bytes] = {}
+        self._train_cancel: threading.Event | None = None
+
+    # ---- layout ---------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ModelStatus()
+        yield Static(id="tokens-stats")
+        yield TextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True, show_line_numbers=False)
+        with TabbedContent(id="tokens-tabs", initial="tab-tokens"):
+            with TabPane("Tokens", id="tab-tokens"):
+                with VerticalScroll():
+                    yield TokenView(id="token-view")
+                    yield Static(id="bytes-view")
+            with TabPane("Compare", id="tab-compare"):
+                with Horizontal(id="compare-choices"):
+                    for key in self.slots:
+                        yield Checkbox(SHORT_NAMES[key], key in self.compare_keys, id=f"cmp-{key}", compact=True)
+                with VerticalScroll(id="compare-rows"):
+                    yield Static(id="compare-view")
+            with TabPane("BPE replay", id="tab-replay"):
+                with VerticalScroll():
+                    yield ReplayView(id="replay-view")
+            with TabPane("Train BPE", id="tab-train"):
+                with Horizontal(id="train-controls"):
+                    yield Label("vocab size")
+                    yield Input("512", id="train-vocab", type="integer", max_length=6)
+                    yield Input(placeholder="file to train on (blank: the text box)", id="train-file")
+                    yield Checkbox("split like GPT-4", False, id="train-regex", compact=True)
+                    yield Button("Train", id="train-start", variant="primary", compact=True)
+                yield ProgressBar(id="train-progress", show_eta=False)
+                yield RichLog(id="train-log", max_lines=5000, wrap=False)
+            with TabPane("Chat template", id="tab-chat"):
+                with Vertical(id="chat-inputs"):
+                    yield Input("You are a helpful assistant.", placeholder="system (blank: none)", id="chat-system")
+                    yield Input("How many r are in strawberry?", placeholder="user", id="chat-user")
+                    yield Input("", placeholder="assistant (blank: the model answers next)", id="chat-assistant")
+                with VerticalScroll():
+                    yield Static(id="chat-view")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.load_tiktoken_encodings()
+        self.models_signal_subscribed()
+        self.refresh_models()
+        self.retokenize()
+
+    def models_signal_subscribed(self) -> None:
+        signal = getattr(self.app, "models_changed", None)
+        if signal is not None:
+            signal.subscribe(self, lambda _=None: self.refresh_models())
+
+    # ---- encodings ------------------------------------------------------------------
+    @work(thread=True, group="encodings", exit_on_error=False)
+    def load_tiktoken_encodings(self) -> None:
+        from lab.tokenizers import tiktoken_encoding
+
+        for name in TIKTOKEN_NAMES:
+            slot = self.slots[name]
+            try:
+                enc = tiktoken_encoding(name)  # GPT-2 may download once (5 s timeout) when online
+                slot.encoding, slot.label = enc, enc.label
+                slot.special_ids = frozenset(enc.specials.values())
+            except LabError as exc:
+                slot.error = exc.message
+            except Exception as exc:  # a broken tiktoken install: say so, keep going
+                slot.error = f"{exc.__class__.__name__}: {exc}"
+            self.app.call_from_thread(self.retokenize)
+
+    def refresh_models(self) -> None:
+        from lab.tokenizers import model_encoding
+
+        session = self.app.session
+        for role in MODEL_KEYS:
+            slot = self.slots[role]
+            backend = session.loaded(role)
+            err = session.error(role)
+            if backend is not None and slot.encoding is None:
+                slot.encoding = model_encoding(backend)
+                slot.label = f"{backend.info.name} ({role})"
+                slot.special_ids = frozenset()
+                slot.error = ""
+            elif backend is None:
+                slot.encoding = None
+                slot.label = f"{session.model_name(role)} ({role})"
+                slot.error = f"the {role} model failed to load: {err.message}" if err else ""
+        if self.is_mounted:
+            self.retokenize()
+            self.refresh_chat()
+
+    def action_next_encoding(self) -> None:
+        keys = list(self.slots)
+        self.current = keys[(keys.index(self.current) + 1) % len(keys)]
+        self.retokenize()
+        slot = self.slots[self.current]
+        if slot.status != "ready":
+            self.notify(slot.error or f"{slot.label} is still loading", title=slot.label)
+
+    # ---- tokenizing ------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        return self.query_one("#tokens-input", TextArea).text
+
+    @on(TextArea.Changed, "#tokens-input")
+    def _text_changed(self) -> None:
+        self.retokenize()
+
+    def retokenize(self) -> None:
+        if not self.is_mounted:
+            return
+        text = self.text
+        if len(text) > SYNC_LIMIT:
+            self.query_one("#tokens-stats", Static).update(f"{len(text):,} characters · counting…")
+            self._tokenize_in_worker(text)
+            return
+        results = {}
+        for key in {self.current, *self.compare_keys}:
+            slot = self.slots[key]
+            if slot.encoding is not None:
+                results[key] = slot.encoding.encode(text)
+        self._show(text, results)
+
+    @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
+    def _tokenize_in_worker(self, text: str) -> None:
+        results = {}
+        for key in {self.current, *self.compare_keys}:
+            slot = self.slots[key]
+            if slot.encoding is not None:
+                results[key] = slot.encoding.encode(text)
+        self.app.call_from_thread(self._show, text, results)
+
+    def _show(self, text: str, results: dict[str, list[int]]) -> None:
+        if text != self.text:  # a stale result from a worker: a newer one is coming
+            return
+        slot = self.slots[self.current]
+        stats_line = self.query_one("#tokens-stats", Static)
+        view = self.query_one("#token-view", TokenView)
+        if slot.encoding is None:
+            reason = slot.error or "loading…"
+            stats_line.update(Text.assemble((slot.label, "bold"), f" · unavailable: {reason}" if slot.error else f" · {reason}"))
+            view.update(Text(f"{slot.label} cannot tokenize right now: {reason}"))
+        else:
+            ids = results[self.current]
+            self.last_count[self.current] = len(ids)
+            st = stats(text, ids)
+            stats_line.update(Text.assemble(
+                (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ",
+                (f"{st.tokens:,} tokens", "bold"), f" · {st.chars:,} chars · {st.bytes:,} bytes · "
+                f"{st.chars_per_token:.2f} chars/token · {st.bytes_per_token:.2f} bytes/token"))
+            spans = segment(text, ids, slot.encoding.token_bytes, limit=DRAW_LIMIT)
+            view.show_tokens(text, spans, len(ids), show_ids=self.show_ids, show_ws=self.show_ws,
+                             show_bytes=self.show_bytes, special_ids=slot.special_ids)
+        self._show_bytes(text)
+        self._show_compare(text, results)
+
+    def _show_bytes(self, text: str) -> None:
+        view = self.query_one("#bytes-view", Static)
+        view.display = self.show_bytes
+        if not self.show_bytes:
+            return
+        data = text.encode("utf-8", errors="surrogatepass")
+        shown = data[:4000]
+        line = " ".join(str(b) for b in shown)
+        more = f" … ({len(data):,} bytes in all)" if len(data) > len(shown) else ""
+        view.update(Text.assemble(("UTF-8 bytes of the text (0-255): ", "bold"), line + more))
+
+    def _show_compare(self, text: str, results: dict[str, list[int]]) -> None:
+        out = Text()
+        keys = self.compare_keys[:4]
+        if len(keys) < 2:
+            out.append("Tick 2 to 4 encodings above to compare them.")
+        view = self.query_one("#token-view", TokenView)  # for its theme styles
+        for key in keys:
+            slot = self.slots[key]
+            out.append(f"{slot.label}", "bold")
+            if slot.encoding is None:
+                out.append(f" · unavailable: {slot.error or 'loading…'}\n\n")
+                continue
+            ids = results.get(key) or []
+            out.append(f" · {len(ids):,} tokens\n")
+            spans = segment(text, ids, slot.encoding.token_bytes, limit=DRAW_LIMIT)
+            out.append(view.build(text, spans, len(ids), show_ws=self.show_ws, aligned=True))
+            out.append("\n\n")
+        self.query_one("#compare-view", Static).update(out)
+
+    @on(Checkbox.Changed)
+    def _compare_choice(self, event: Checkbox.Changed) -> None:
+        if not (event.checkbox.id or "").startswith("cmp-"):
+            return
+        key = event.checkbox.id[4:]
+        if event.value and key not in self.compare_keys:
+            if len(self.compare_keys) >= 4:
+                self.notify("Compare shows at most 4 encodings; untick one first.")
+                event.checkbox.value = False
+                return
+            self.compare_keys.append(key)
+        elif not event.value and key in self.compare_keys:
+            self.compare_keys.remove(key)
+        self.retokenize()
+
+    # ---- toggles, views, presets -----------------------------------------------------
+    def action_toggle(self, what: str) -> None:
+        attr = {"ids": "show_ids", "ws": "show_ws", "bytes": "show_bytes"}[what]
+        setattr(self, attr, not getattr(self, attr))
+        self.retokenize()
+        if what == "ws":
+            self.query_one("#replay-view", ReplayView).refresh_view()
+
+    def action_next_view(self) -> None:
+        tabs = self.query_one("#tokens-tabs", TabbedContent)
+        tabs.active = VIEWS[(VIEWS.index(tabs.active) + 1) % len(VIEWS)] if tabs.active in VIEWS else VIEWS[0]
+
+    def show_view(self, view: str) -> None:
+        self.query_one("#tokens-tabs", TabbedContent).active = view
+
+    def action_next_preset(self) -> None:
+        names = list(self.presets)
+        self.preset_index = (self.preset_index + 1) % len(names)
+        self.load_preset(names[self.preset_index])
+
+    def load_preset(self, name: str) -> None:
+        self.query_one("#tokens-input", TextArea).load_text(self.presets[name])
+        self.notify(f"Preset: {name}", timeout=2)
+        if name.startswith("the (116, 32)"):
+            self.query_one("#train-regex", Checkbox).value = False
+        self.retokenize()
+
+    # ---- BPE replay -------------------------------------------------------------------
+    def selection_or_word(self) -> str:
+        area = self.query_one("#tokens-input", TextArea)
+        if area.selected_text:
+            return area.selected_text
+        row, col = area.cursor_location
+        line = area.document.get_line(row)
+        start = col
+        while start > 0 and not line[start - 1].isspace():
+            start -= 1
+        end = col
+        while end < len(line) and not line[end].isspace():
+            end += 1
+        word = line[start:end]
+        if start > 0 and word:  # tiktoken words carry their leading space
+            word = " " + word
+        return word or line or self.text[:40]
+
+    def action_replay(self) -> None:
+        slot = self.slots[self.current]
+        source = self.selection_or_word()
+        view = self.query_one("#replay-view", ReplayView)
+        enc = slot.encoding if slot.encoding is not None and slot.encoding.ranks else self.slots["cl100k_base"].encoding
+        if enc is None:
+            self.notify("No encoding with merge ranks is loaded yet.", severity="warning")
+            return
+        view.load(source[:200], enc)
+        self.show_view("tab-replay")
+        view.focus()
+
+    # ---- BPE training -----------------------------------------------------------------
+    @on(Button.Pressed, "#train-start")
+    def _train_pressed(self) -> None:
+        if self._train_cancel is not None:
+            self.action_cancel_training()
+            return
+        try:
+            vocab = int(self.query_one("#train-vocab", Input).value or "0")
+        except ValueError:
+            vocab = 0
+        if not 257 <= vocab <= 50_000:
+            self.notify("Vocab size must be between 257 and 50,000 (256 bytes + merges).", severity="error")
+            return
+        path = self.query_one("#train-file", Input).value.strip()
+        if path:
+            try:
+                from pathlib import Path
+
+                data = Path(path).expanduser().read_bytes()
+            except OSError as exc:
+                self.notify(f"Cannot read {path}: {exc.strerror or exc}", severity="error")
+                return
+        else:
+            data = self.text.encode("utf-8", errors="surrogatepass")
+        if not data:
+            self.notify("There is no text to train on.", severity="error")
+            return
+        regex = self.query_one("#train-regex", Checkbox).value
+        log = self.query_one("#train-log", RichLog)
+        log.clear()
+        log.write(f"training a {vocab:,}-token BPE on {len(data):,} bytes"
+                  f"{' split like GPT-4' if regex else ' (raw bytes, no split)'}…")
+        self.query_one("#train-progress", ProgressBar).update(total=vocab - 256, progress=0)
+        self.query_one("#train-start", Button).label = "Cancel"
+        self._train_cancel = threading.Event()
+        self._train_pieces = {}
+        self._train(data, vocab, regex, self._train_cancel)
+
+    @work(thread=True, exclusive=True, group="train-bpe", exit_on_error=False)
+    def _train(self, data: bytes, vocab: int, regex: bool, cancel: threading.Event) -> None:
+        from lab.bpe import train_bpe
+        from lab.tokenizers import ENCODINGS
+
+        pending: list = []
+
+        def progress(p) -> None:
+            pending.append(p)
+            if len(pending) >= 8 or p.done == p.total:
+                batch = pending[:]
+                pending.clear()
+                self.app.call_from_thread(self._train_progress, batch)
+
+        try:
+            merges, pieces = train_bpe(data, vocab, ENCODINGS["cl100k_base"].pat_str if regex else None, progress, cancel)
+        except LabError as exc:
+            self.app.call_from_thread(self._train_done, None, exc.message)
+            return
+        if pending:
+            self.app.call_from_thread(self._train_progress, pending[:])
+        self.app.call_from_thread(self._train_done, (merges, pieces), "")
+
+    def _train_progress(self, batch) -> None:
+        log = self.query_one("#train-log", RichLog)
+        for p in batch:
+            m = p.last
+            self._train_pieces[m.new_id] = m.token
+            a, b = (label(self._train_pieces[i] if i >= 256 else bytes([i]), True) for i in m.pair)
+            log.write(f"{m.pair[0]} {m.pair[1]} → {m.new_id} ({a!r}, {b!r})  ×{m.count:,}")
+        self.query_one("#train-progress", ProgressBar).update(progress=batch[-1].done)
+
+    def _train_done(self, result, error: str) -> None:
+        self._train_cancel = None
+        self.query_one("#train-start", Button).label = "Train"
+        log = self.query_one("#train-log", RichLog)
+        if error:
+            log.write(f"stopped: {error}")
+            return
+        merges, pieces = result
+        log.write(f"done: {len(merges)} merges, vocabulary {256 + len(merges):,}")
+
+    def action_cancel_training(self) -> None:
+        if self._train_cancel is not None:
+            self._train_cancel.set()
+
+    # ---- chat template ----------------------------------------------------------------
+    @on(Input.Changed, "#chat-system, #chat-user, #chat-assistant")
+    def _chat_changed(self) -> None:
+        self.refresh_chat()
+
+    def refresh_chat(self) -> None:
+        from lab.types import ChatMessage
+
+        view = self.query_one("#chat-view", Static)
+        session = self.app.session
+        backend = session.loaded("chat")
+        if backend is None:
+            err = session.error("chat")
+            view.update(f"The chat model failed to load: {err.message}" if err else "The chat model is loading…")
+            return
+        msgs = []
+        for role in ("system", "user", "assistant"):
+            content = self.query_one(f"#chat-{role}", Input).value
+            if content or role == "user":
+                msgs.append(ChatMessage(role, content))
+        try:
+            rendered = backend.render_chat(msgs, add_generation_prompt=msgs[-1].role != "assistant")
+        except LabError as exc:
+            view.update(f"{backend.info.name}: {exc}")
+            return
+        tv = self.query_one("#token-view", TokenView)
+        special = tv.get_component_rich_style("token-view--special", partial=True)
+        muted = tv.get_component_rich_style("token-view--id", partial=True)
+        out = Text()
+        out.append(f"{backend.info.name} · template from {rendered.template_source} · "
+                   f"{len(rendered.ids)} tokens ({len(rendered.special)} special)\n\n", "bold")
+        pos = 0
+        for span in rendered.special:
+            out.append(rendered.text[pos:span.char_start])
+            out.append(rendered.text[span.char_start:span.char_end], special)
+            out.append(f"{rendered.ids[span.start]}", muted)
+            pos = span.char_end
+        out.append(rendered.text[pos:])
+        out.append("\n\nids: " + " ".join(str(i) for i in rendered.ids), muted)
+        view.update(out)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-chat":
+            self.refresh_chat()
