@@ -415,7 +415,7 @@ class TokensScreen(Screen):
         for p in batch:
             m = p.last
             self._train_pieces[m.new_id] = m.token
-            a, b = (label(self._train_pieces[i] if i >= 256 else bytes([i]), True) for i in m.pair)
+            a, b = (label(self._train_pieces[i] if i >= 256 else bytes([i])) for i in m.pair)
             log.write(f"{m.pair[0]} {m.pair[1]} → {m.new_id} ({a!r}, {b!r})  ×{m.count:,}")
         self.query_one("#train-progress", ProgressBar).update(progress=batch[-1].done)
 
@@ -427,7 +427,9 @@ class TokensScreen(Screen):
             log.write(f"stopped: {error}")
             return
         merges, pieces = result
-        log.write(f"done: {len(merges)} merges, vocabulary {256 + len(merges):,}")
+        asked = self.query_one("#train-progress", ProgressBar).total or 0
+        early = " (stopped early: no pair occurs twice any more)" if len(merges) < asked else ""
+        log.write(f"done: {len(merges)} merges, vocabulary {256 + len(merges):,}{early}")
 
     def action_cancel_training(self) -> None:
         if self._train_cancel is not None:

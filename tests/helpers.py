@@ -1,0 +1,63 @@
+"""Helpers for Pilot tests: build the app, wait for models, type like a person, read the screen."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from lab.session import Session, Settings
+
+_SESSION: Session | None = None
+
+
+def shared_session() -> Session:
+    """One session for all UI tests, so the real models load once per test run."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = Session(Settings())
+        _SESSION.close = lambda: None  # the app closes its session on exit; keep this one alive
+    return _SESSION
+
+
+def make_test_app(**kwargs):
+    from screens.app import make_app
+
+    kwargs.setdefault("session", shared_session())
+    return make_app(**kwargs)
+
+
+async def settle(app, pilot) -> None:
+    """Wait for every worker (model loads, encodings, tokenizing) and the repaint after."""
+    for _ in range(3):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+KEY_NAMES = {" ": "space", "\n": "enter", "\t": "tab", "!": "exclamation_mark", "?": "question_mark",
+             ",": "comma", ".": "full_stop", ":": "colon", ";": "semicolon", "(": "left_parenthesis",
+             ")": "right_parenthesis", "+": "plus", "-": "minus", "=": "equals_sign", "*": "asterisk",
+             "'": "apostrophe", '"': "quotation_mark", "/": "slash", "<": "less_than_sign", ">": "greater_than_sign",
+             "_": "underscore", "[": "left_square_bracket", "]": "right_square_bracket", "#": "number_sign"}
+
+
+async def type_text(pilot, text: str) -> None:
+    """Type ASCII key by key; other characters arrive as a paste, the way an input method sends them."""
+    from textual import events
+
+    i = 0
+    while i < len(text):
+        j = i
+        if text[i].isascii():
+            while j < len(text) and text[j].isascii():
+                j += 1
+            await pilot.press(*[KEY_NAMES.get(ch, ch) for ch in text[i:j]])
+        else:
+            while j < len(text) and not text[j].isascii():
+                j += 1
+            pilot.app.post_message(events.Paste(text[i:j]))  # as the terminal delivers a paste
+            await pilot.pause()
+        i = j
+
+
+def shown(widget: Static) -> str:
+    """The plain text a Static widget shows."""
+    return str(widget.render())

