@@ -11,6 +11,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.screen import ModalScreen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -94,6 +95,13 @@ class LabApp(App):
         self.device_label = session.settings.device if session.settings.device != "auto" else "…"
         self.models_changed: Signal = Signal(self, "models-changed")
         self.last_screenshot: Path | None = None
+
+    def switch_mode(self, mode: str):
+        """Switch area; a modal (the command palette) open over the current area closes first,
+        or it would be left behind on the old mode's stack and collide with the next one."""
+        while len(self.screen_stack) > 1 and isinstance(self.screen, ModalScreen):
+            self.pop_screen()
+        return super().switch_mode(mode)
 
     def on_mount(self) -> None:
         if self.load_models:
