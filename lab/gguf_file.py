@@ -149,7 +149,7 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFSummary:
     try:
         meta, tensors, data_start = read_header(p)
     except (EOFError, ValueError, OverflowError, MemoryError, struct.error) as exc:
-        raise CorruptModelError(f"{p.name} is a damaged GGUF file: its header cannot be read ({exc or 'cut short'}).") from exc
+        raise CorruptModelError(f"{p.name} is a damaged GGUF file: its header cannot be read ({str(exc) or 'the file ends too early'}).") from exc
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
     end = data_start

@@ -95,6 +95,7 @@ class LabApp(App):
         self.device_label = session.settings.device if session.settings.device != "auto" else "…"
         self.models_changed: Signal = Signal(self, "models-changed")
         self.last_screenshot: Path | None = None
+        self.heavy_at_first_frame: list[str] | None = None  # heavy libraries already imported at the first frame
 
     def switch_mode(self, mode: str):
         """Switch area; a modal (the command palette) open over the current area closes first,
@@ -104,6 +105,13 @@ class LabApp(App):
         return super().switch_mode(mode)
 
     def on_mount(self) -> None:
+        # Models start loading only once the first frame is on screen.
+        self.call_after_refresh(self._first_frame_done)
+
+    def _first_frame_done(self) -> None:
+        import sys
+
+        self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
         if self.load_models:
             self.action_reload_models()
 
