@@ -57,6 +57,9 @@ class LabCommands(Provider):
             yield f"mode: {title.lower()}", (lambda m=mode: app.switch_mode(m)), f"Switch to the {title} screen"
         yield "app: save screenshot", app.action_save_screenshot, "Save an SVG of the current screen"
         yield "models: reload", app.action_reload_models, "Load the base and chat models again"
+        screen_commands = getattr(app.screen, "palette_commands", None)
+        if screen_commands is not None:
+            yield from screen_commands()
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._commands():

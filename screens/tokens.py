@@ -70,8 +70,10 @@ class TokensScreen(Screen):
                 tooltip="Make spaces, tabs, newlines and invisible characters visible"),
         Binding("ctrl+b", "toggle('bytes')", "Bytes", id="tokens.bytes", tooltip="Show the UTF-8 bytes (0-255)"),
         Binding("ctrl+o", "next_view", "View", id="tokens.view", tooltip="Next view: Tokens, Compare, Replay, Train, Chat"),
-        Binding("ctrl+l", "next_preset", "Preset", id="tokens.preset", tooltip="Load the next talk preset"),
-        Binding("ctrl+r", "replay", "Replay", id="tokens.replay", tooltip="Replay the BPE merges of the selection"),
+        Binding("ctrl+l", "next_preset", "Preset", id="tokens.preset", tooltip="Load the next talk preset",
+                show=False),
+        Binding("ctrl+r", "replay", "Replay", id="tokens.replay", tooltip="Replay the BPE merges of the selection",
+                show=False),
         Binding("escape", "cancel_training", "Cancel", id="tokens.cancel", show=False),
     ]
 
@@ -420,6 +422,7 @@ class TokensScreen(Screen):
         self.query_one("#train-progress", ProgressBar).update(progress=batch[-1].done)
 
     def _train_done(self, result, error: str) -> None:
+        """Runs on the UI thread when training ends (done, cancelled or refused)."""
         self._train_cancel = None
         self.query_one("#train-start", Button).label = "Train"
         log = self.query_one("#train-log", RichLog)
@@ -427,7 +430,9 @@ class TokensScreen(Screen):
             log.write(f"stopped: {error}")
             return
         merges, pieces = result
-        asked = self.query_one("#train-progress", ProgressBar).total or 0
+        bar = self.query_one("#train-progress", ProgressBar)
+        asked = bar.total or 0
+        bar.update(progress=asked)
         early = " (stopped early: no pair occurs twice any more)" if len(merges) < asked else ""
         log.write(f"done: {len(merges)} merges, vocabulary {256 + len(merges):,}{early}")
 
@@ -475,6 +480,18 @@ class TokensScreen(Screen):
         out.append(rendered.text[pos:])
         out.append("\n\nids: " + " ".join(str(i) for i in rendered.ids), muted)
         view.update(out)
+
+    def palette_commands(self):
+        """(name, callback, help) for the command palette while this screen is shown."""
+        yield "tokens: next encoding", self.action_next_encoding, "Cycle cl100k, o200k, GPT-2, chat and base"
+        yield "tokens: toggle ids", lambda: self.action_toggle("ids"), "Show token ids after the spans"
+        yield "tokens: toggle whitespace", lambda: self.action_toggle("ws"), "Make whitespace visible"
+        yield "tokens: toggle bytes", lambda: self.action_toggle("bytes"), "Show the UTF-8 bytes"
+        yield "tokens: replay merges", self.action_replay, "Replay the BPE merges of the selection or word"
+        for view, title in zip(VIEWS, ("tokens", "compare", "BPE replay", "train BPE", "chat template")):
+            yield f"tokens: view {title}", (lambda v=view: self.show_view(v)), f"Show the {title} view"
+        for name in self.presets:
+            yield f"tokens: preset {name}", (lambda n=name: self.load_preset(n)), "Load a preset for a talk"
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:

@@ -1,0 +1,54 @@
+"""One SVG snapshot per view of the Tokens screen (cursor blink off, models loaded, seeded)."""
+
+import pytest
+from textual.widgets import TextArea
+
+from tests.helpers import make_test_app, settle
+
+SIZE = (110, 34)
+TEXT = "Hello world! 9.11 > 9.9?\nstrawberry 👍🏽 你好"
+
+
+def prepare(view: str, *keys: str):
+    async def run_before(pilot):
+        app = pilot.app
+        await settle(app, pilot)
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.cursor_blink = False
+        area.load_text(TEXT)
+        area.move_cursor((1, 3))
+        await settle(app, pilot)
+        if view:
+            app.screen.show_view(view)
+        await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+        await settle(app, pilot)
+        for w in app.screen.query("Input"):
+            w.cursor_blink = False
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("name,view,keys", [
+    ("tokens", "", ("ctrl+t", "ctrl+g")),
+    ("compare", "tab-compare", ()),
+    ("replay", "", ("ctrl+r", "right", "right", "right")),
+    ("train", "tab-train", ()),
+    ("chat", "tab-chat", ()),
+])
+def test_tokens_screen_snapshot(snap_compare, name, view, keys):
+    app = make_test_app()
+    if name == "train":
+        async def run_before(pilot):
+            await prepare(view)(pilot)
+            pilot.app.screen.query_one("#train-vocab").value = "270"
+            await pilot.click("#train-start")
+            await settle(pilot.app, pilot)
+            pilot.app.screen.query_one("#train-start").blur()
+            await pilot.pause()
+    else:
+        run_before = prepare(view, *keys)
+    assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
