@@ -17,8 +17,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from lab.errors import CancelledError, LabError
 
 
@@ -82,11 +80,13 @@ class TrainProgress:
     last: Merge | None
 
 
-def _merge_positions(match: np.ndarray) -> np.ndarray:
+def _merge_positions(match):
     """Left-to-right, non-overlapping positions among consecutive matches.
 
     Example: matches at [0, 1, 2, 5] (as in "aaa" with pair (a, a)) -> [0, 2, 5].
     """
+    import numpy as np
+
     pos = np.flatnonzero(match)
     if pos.size == 0:
         return pos
@@ -107,6 +107,8 @@ def train_bpe(data: bytes, vocab_size: int, split_pat: str | None = None,
     None trains on the raw byte stream (the talk's first example). Ties go to the pair seen
     first. Returns the merges in order and the bytes of every id.
     """
+    import numpy as np
+
     if vocab_size < 257:
         raise LabError("the vocabulary must be larger than 256 (the bytes) to learn any merge.")
     if not data:

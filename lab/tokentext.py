@@ -87,28 +87,68 @@ class TokenSpan:
     partial: bool  # the piece is not whole UTF-8 (part of a multi-byte character)
 
 
+class Segmenter:
+    """Maps every token of a text to its bytes and characters, then hands out windows.
+
+    Built once per (text, ids): O(n) with numpy, so a 1 MB text costs tens of milliseconds,
+    and a window of a few hundred tokens costs almost nothing.
+    """
+
+    def __init__(self, text: str, ids: Sequence[int], token_bytes: Callable[[int], bytes]) -> None:
+        import numpy as np
+
+        self.text = text
+        self.ids = list(ids)
+        self._token_bytes = token_bytes
+        data = text.encode("utf-8", errors="surrogatepass")
+        lengths = np.fromiter((len(token_bytes(i)) for i in self.ids), dtype=np.int64, count=len(self.ids))
+        self.byte_ends = np.cumsum(lengths)
+        if len(self.ids) and int(self.byte_ends[-1]) != len(data):
+            raise ValueError("the tokens do not rebuild the text's bytes")
+        starts = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80  # a character starts at this byte
+        # chars_before[b]: how many characters start before byte b (so: the char index at b).
+        self.chars_before = np.concatenate(([0], np.cumsum(starts, dtype=np.int64)))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def token_at_char(self, char_index: int) -> int:
+        """The index of the token that owns character `char_index` (clamped)."""
+        import numpy as np
+
+        if not self.ids:
+            return 0
+        byte = int(np.searchsorted(self.chars_before, char_index, side="right")) - 1  # first byte of that char
+        return int(min(np.searchsorted(self.byte_ends, byte, side="right"), len(self.ids) - 1))
+
+    def spans(self, start: int = 0, stop: int | None = None) -> list[TokenSpan]:
+        stop = len(self.ids) if stop is None else min(stop, len(self.ids))
+        out = []
+        for k in range(max(0, start), stop):
+            b0 = int(self.byte_ends[k - 1]) if k else 0
+            b1 = int(self.byte_ends[k])
+            piece = self._token_bytes(self.ids[k])
+            out.append(TokenSpan(k, int(self.ids[k]), piece, b0, b1, int(self.chars_before[b0]),
+                                 int(self.chars_before[b1]), not is_complete_utf8(piece)))
+        return out
+
+    def window(self, center_char: int, size: int) -> list[TokenSpan]:
+        """About `size` tokens around the token owning `center_char`."""
+        if len(self.ids) <= size:
+            return self.spans()
+        k = self.token_at_char(center_char)
+        start = max(0, min(k - size // 2, len(self.ids) - size))
+        return self.spans(start, start + size)
+
+
 def segment(text: str, ids: Sequence[int], token_bytes: Callable[[int], bytes], limit: int | None = None) -> list[TokenSpan]:
-    """Map tokens to the characters of `text` they cover (the first `limit` tokens).
+    """Map the first `limit` tokens to the characters of `text` they cover.
 
     A character is owned by the token holding its first byte, so spans never overlap and
     every character belongs to exactly one span. Raises ValueError if the pieces do not
     rebuild the text's bytes (a tokenizer that does not round-trip).
     """
-    n = len(ids) if limit is None else min(limit, len(ids))
-    spans: list[TokenSpan] = []
-    char = 0
-    byte = 0
-    char_byte = 0  # byte offset where character `char` starts
-    for k in range(n):
-        piece = token_bytes(ids[k])
-        start_b, end_b = byte, byte + len(piece)
-        start_c = char
-        while char < len(text) and char_byte < end_b:
-            char_byte += len(text[char].encode("utf-8", errors="surrogatepass"))
-            char += 1
-        spans.append(TokenSpan(k, int(ids[k]), piece, start_b, end_b, start_c, char, not is_complete_utf8(piece)))
-        byte = end_b
-    return spans
+    return Segmenter(text, ids, token_bytes).spans(0, limit)
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, Pro
 
 from lab.errors import LabError
 from lab.paths import assets_dir
-from lab.tokentext import label, segment, stats
+from lab.tokentext import Segmenter, label, stats
 from screens.widgets import ModelStatus
 from screens.widgets.replay_view import ReplayView
 from screens.widgets.token_view import TokenView
 
 TIKTOKEN_NAMES = ("cl100k_base", "o200k_base", "r50k_base")
 MODEL_KEYS = ("chat", "base")
-DRAW_LIMIT = 1500  # tokens drawn per view; counts are always exact
+DRAW_LIMIT = 600  # tokens drawn per view, around the cursor; counts are always exact
 SYNC_LIMIT = 200_000  # characters tokenized on the UI thread; longer text goes to a worker
 SHORT_NAMES = {"cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)", "r50k_base": "r50k (GPT-2)",
                "chat": "chat model", "base": "base model"}
@@ -95,6 +95,9 @@ class TokensScreen(Screen):
         self.show_bytes = False
         self.last_count: dict[str, int] = {}
         self._train_pieces: dict[int, bytes] = {}
+        self.built: set[str] = set()
+        self._made: dict[str, object] = {}  # id -> widget of the views built on demand
+        self._segmenter = None  # (text, key, Segmenter) for the current encoding
         self._train_cancel: threading.Event | None = None
 
     # ---- layout ---------------------------------------------------------------------
@@ -108,35 +111,59 @@ class TokensScreen(Screen):
                 with VerticalScroll():
                     yield TokenView(id="token-view")
                     yield Static(id="bytes-view")
-            with TabPane("Compare", id="tab-compare"):
-                with Horizontal(id="compare-choices"):
-                    for key in self.slots:
-                        yield Checkbox(SHORT_NAMES[key], key in self.compare_keys, id=f"cmp-{key}", compact=True)
-                with VerticalScroll(id="compare-rows"):
-                    yield Static(id="compare-view")
-            with TabPane("BPE replay", id="tab-replay"):
-                with VerticalScroll():
-                    yield ReplayView(id="replay-view")
-            with TabPane("Train BPE", id="tab-train"):
-                with Horizontal(id="train-controls"):
-                    yield Label("vocab size")
-                    yield Input("512", id="train-vocab", type="integer", max_length=6)
-                    yield Input(placeholder="file to train on (blank: the text box)", id="train-file")
-                    yield Checkbox("split like GPT-4", False, id="train-regex", compact=True)
-                    yield Button("Train", id="train-start", variant="primary", compact=True)
-                yield ProgressBar(id="train-progress", show_eta=False)
-                yield RichLog(id="train-log", max_lines=5000, wrap=False)
-            with TabPane("Chat template", id="tab-chat"):
-                with Vertical(id="chat-inputs"):
-                    yield Input("You are a helpful assistant.", placeholder="system (blank: none)", id="chat-system")
-                    yield Input("How many r are in strawberry?", placeholder="user", id="chat-user")
-                    yield Input("", placeholder="assistant (blank: the model answers next)", id="chat-assistant")
-                with VerticalScroll():
-                    yield Static(id="chat-view")
+            # The other views are built the first time they are shown, so the first frame paints sooner.
+            for view, title in zip(VIEWS[1:], ("Compare", "BPE replay", "Train BPE", "Chat template")):
+                yield TabPane(title, id=view)
         yield Footer(compact=True)
 
+    def _pane_widgets(self, view: str) -> list:
+        def keep(widget):
+            self._made[widget.id] = widget
+            return widget
+
+        if view == "tab-compare":
+            boxes = [keep(Checkbox(SHORT_NAMES[key], key in self.compare_keys, id=f"cmp-{key}", compact=True))
+                     for key in self.slots]
+            return [Horizontal(*boxes, id="compare-choices"),
+                    VerticalScroll(keep(Static(id="compare-view")), id="compare-rows")]
+        if view == "tab-replay":
+            return [VerticalScroll(keep(ReplayView(id="replay-view")))]
+        if view == "tab-train":
+            return [Horizontal(Label("vocab size"), keep(Input("512", id="train-vocab", type="integer", max_length=6)),
+                               keep(Input(placeholder="file to train on (blank: the text box)", id="train-file")),
+                               keep(Checkbox("split like GPT-4", False, id="train-regex", compact=True)),
+                               keep(Button("Train", id="train-start", variant="primary", compact=True)),
+                               id="train-controls"),
+                    keep(ProgressBar(id="train-progress", show_eta=False)),
+                    keep(RichLog(id="train-log", max_lines=5000, wrap=False))]
+        return [Vertical(keep(Input("You are a helpful assistant.", placeholder="system (blank: none)",
+                                    id="chat-system")),
+                         keep(Input("How many r are in strawberry?", placeholder="user", id="chat-user")),
+                         keep(Input("", placeholder="assistant (blank: the model answers next)",
+                                    id="chat-assistant")),
+                         id="chat-inputs"),
+                VerticalScroll(keep(Static(id="chat-view")))]
+
+    def ensure_pane(self, view: str) -> None:
+        """Build a view's widgets the first time it is needed."""
+        if view in self.built or view == "tab-tokens":
+            return
+        self.built.add(view)
+        self.query_one(f"#{view}", TabPane).mount_all(self._pane_widgets(view))
+
+    def _widget(self, selector: str, kind=None):
+        """A widget of a view by id, or None while that view has not been built."""
+        return self._made.get(selector.lstrip("#"))
+
+    def query_one(self, selector, expect_type=None):
+        """Like Screen.query_one, but also finds view widgets that are still being mounted."""
+        if isinstance(selector, str) and selector.startswith("#") and selector[1:] in self._made:
+            return self._made[selector[1:]]
+        return super().query_one(selector, expect_type) if expect_type else super().query_one(selector)
+
     def on_mount(self) -> None:
-        self.load_tiktoken_encodings()
+        # Encodings load after the first frame: parsing their ranks would hold the GIL.
+        self.call_after_refresh(self.load_tiktoken_encodings)
         self.models_signal_subscribed()
         self.refresh_models()
         self.retokenize()
@@ -201,40 +228,54 @@ class TokensScreen(Screen):
     def _text_changed(self) -> None:
         self.retokenize()
 
+    @property
+    def active_view(self) -> str:
+        return self.query_one("#tokens-tabs", TabbedContent).active or "tab-tokens"
+
+    def _needed_keys(self) -> set[str]:
+        """Encodings whose ids the visible views need."""
+        keys = {self.current}
+        if self.active_view == "tab-compare":
+            keys.update(self.compare_keys[:4])
+        return keys
+
     def retokenize(self) -> None:
         if not self.is_mounted:
             return
         text = self.text
         if len(text) > SYNC_LIMIT:
             self.query_one("#tokens-stats", Static).update(f"{len(text):,} characters · counting…")
-            self._tokenize_in_worker(text)
+            self._tokenize_in_worker(text, self._needed_keys())
             return
         results = {}
-        for key in {self.current, *self.compare_keys}:
+        for key in self._needed_keys():
             slot = self.slots[key]
             if slot.encoding is not None:
                 results[key] = slot.encoding.encode(text)
         self._show(text, results)
 
     @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
-    def _tokenize_in_worker(self, text: str) -> None:
+    def _tokenize_in_worker(self, text: str, keys: set[str]) -> None:
         results = {}
-        for key in {self.current, *self.compare_keys}:
+        for key in keys:
             slot = self.slots[key]
             if slot.encoding is not None:
                 results[key] = slot.encoding.encode(text)
         self.app.call_from_thread(self._show, text, results)
+
+    def _cursor_char(self) -> int:
+        area = self.query_one("#tokens-input", TextArea)
+        return area.document.get_index_from_location(area.cursor_location)
 
     def _show(self, text: str, results: dict[str, list[int]]) -> None:
         if text != self.text:  # a stale result from a worker: a newer one is coming
             return
         slot = self.slots[self.current]
         stats_line = self.query_one("#tokens-stats", Static)
-        view = self.query_one("#token-view", TokenView)
-        if slot.encoding is None:
+        if slot.encoding is None or self.current not in results:
             reason = slot.error or "loading…"
-            stats_line.update(Text.assemble((slot.label, "bold"), f" · unavailable: {reason}" if slot.error else f" · {reason}"))
-            view.update(Text(f"{slot.label} cannot tokenize right now: {reason}"))
+            stats_line.update(Text.assemble((slot.label, "bold"),
+                                            f" · unavailable: {reason}" if slot.error else f" · {reason}"))
         else:
             ids = results[self.current]
             self.last_count[self.current] = len(ids)
@@ -243,11 +284,24 @@ class TokensScreen(Screen):
                 (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ",
                 (f"{st.tokens:,} tokens", "bold"), f" · {st.chars:,} chars · {st.bytes:,} bytes · "
                 f"{st.chars_per_token:.2f} chars/token · {st.bytes_per_token:.2f} bytes/token"))
-            spans = segment(text, ids, slot.encoding.token_bytes, limit=DRAW_LIMIT)
+        view = self.active_view
+        if view == "tab-tokens":
+            self._show_tokens(text, results)
+        elif view == "tab-compare":
+            self._show_compare(text, results)
+
+    def _show_tokens(self, text: str, results: dict[str, list[int]]) -> None:
+        slot = self.slots[self.current]
+        view = self.query_one("#token-view", TokenView)
+        if slot.encoding is None or self.current not in results:
+            view.update(Text(f"{slot.label} cannot tokenize right now: {slot.error or 'loading…'}"))
+        else:
+            ids = results[self.current]
+            seg = Segmenter(text, ids, slot.encoding.token_bytes)
+            spans = seg.window(self._cursor_char(), DRAW_LIMIT)
             view.show_tokens(text, spans, len(ids), show_ids=self.show_ids, show_ws=self.show_ws,
                              show_bytes=self.show_bytes, special_ids=slot.special_ids)
         self._show_bytes(text)
-        self._show_compare(text, results)
 
     def _show_bytes(self, text: str) -> None:
         view = self.query_one("#bytes-view", Static)
@@ -261,23 +315,27 @@ class TokensScreen(Screen):
         view.update(Text.assemble(("UTF-8 bytes of the text (0-255): ", "bold"), line + more))
 
     def _show_compare(self, text: str, results: dict[str, list[int]]) -> None:
+        target = self._widget("#compare-view", Static)
+        if target is None:
+            return
         out = Text()
         keys = self.compare_keys[:4]
         if len(keys) < 2:
             out.append("Tick 2 to 4 encodings above to compare them.")
         view = self.query_one("#token-view", TokenView)  # for its theme styles
+        cursor = self._cursor_char()
         for key in keys:
             slot = self.slots[key]
             out.append(f"{slot.label}", "bold")
-            if slot.encoding is None:
+            if slot.encoding is None or key not in results:
                 out.append(f" · unavailable: {slot.error or 'loading…'}\n\n")
                 continue
-            ids = results.get(key) or []
+            ids = results[key]
             out.append(f" · {len(ids):,} tokens\n")
-            spans = segment(text, ids, slot.encoding.token_bytes, limit=DRAW_LIMIT)
+            spans = Segmenter(text, ids, slot.encoding.token_bytes).window(cursor, DRAW_LIMIT)
             out.append(view.build(text, spans, len(ids), show_ws=self.show_ws, aligned=True))
             out.append("\n\n")
-        self.query_one("#compare-view", Static).update(out)
+        target.update(out)
 
     @on(Checkbox.Changed)
     def _compare_choice(self, event: Checkbox.Changed) -> None:
@@ -299,14 +357,16 @@ class TokensScreen(Screen):
         attr = {"ids": "show_ids", "ws": "show_ws", "bytes": "show_bytes"}[what]
         setattr(self, attr, not getattr(self, attr))
         self.retokenize()
-        if what == "ws":
-            self.query_one("#replay-view", ReplayView).refresh_view()
+        replay_view = self._widget("#replay-view", ReplayView)
+        if what == "ws" and replay_view is not None:
+            replay_view.refresh_view()
 
     def action_next_view(self) -> None:
         tabs = self.query_one("#tokens-tabs", TabbedContent)
         tabs.active = VIEWS[(VIEWS.index(tabs.active) + 1) % len(VIEWS)] if tabs.active in VIEWS else VIEWS[0]
 
     def show_view(self, view: str) -> None:
+        self.ensure_pane(view)
         self.query_one("#tokens-tabs", TabbedContent).active = view
 
     def action_next_preset(self) -> None:
@@ -318,6 +378,7 @@ class TokensScreen(Screen):
         self.query_one("#tokens-input", TextArea).load_text(self.presets[name])
         self.notify(f"Preset: {name}", timeout=2)
         if name.startswith("the (116, 32)"):
+            self.ensure_pane("tab-train")
             self.query_one("#train-regex", Checkbox).value = False
         self.retokenize()
 
@@ -342,6 +403,7 @@ class TokensScreen(Screen):
     def action_replay(self) -> None:
         slot = self.slots[self.current]
         source = self.selection_or_word()
+        self.ensure_pane("tab-replay")
         view = self.query_one("#replay-view", ReplayView)
         enc = slot.encoding if slot.encoding is not None and slot.encoding.ranks else self.slots["cl100k_base"].encoding
         if enc is None:
@@ -349,7 +411,7 @@ class TokensScreen(Screen):
             return
         view.load(source[:200], enc)
         self.show_view("tab-replay")
-        view.focus()
+        self.call_after_refresh(view.focus)
 
     # ---- BPE training -----------------------------------------------------------------
     @on(Button.Pressed, "#train-start")
@@ -448,7 +510,9 @@ class TokensScreen(Screen):
     def refresh_chat(self) -> None:
         from lab.types import ChatMessage
 
-        view = self.query_one("#chat-view", Static)
+        view = self._widget("#chat-view", Static)
+        if view is None:  # the chat view has not been opened yet
+            return
         session = self.app.session
         backend = session.loaded("chat")
         if backend is None:
@@ -495,5 +559,6 @@ class TokensScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "tab-chat":
-            self.refresh_chat()
+        self.ensure_pane(event.pane.id)
+        # Newly built widgets finish mounting before the refresh, so draw after it.
+        self.call_after_refresh(self.refresh_chat if event.pane.id == "tab-chat" else self.retokenize)

@@ -112,7 +112,12 @@ async def test_invalid_utf8_file_and_one_megabyte_paste(tmp_path):
         line = shown(app.screen.query_one("#tokens-stats"))
         exact = len(tiktoken_encoding("cl100k_base").encode(big))
         assert f" {exact:,} tokens" in line and "1,000,000 chars" in line
-        assert f"drawing the first 1,500 of {exact:,} tokens" in shown(app.screen.query_one("#token-view"))
+        assert f"drawing tokens 1–600 of {exact:,}, around the cursor" in shown(app.screen.query_one("#token-view"))
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.move_cursor(area.document.end)  # the drawn window follows the cursor
+        app.screen.retokenize()
+        await settle(app, pilot)
+        assert f"drawing tokens {exact - 599:,}–{exact:,} of {exact:,}" in shown(app.screen.query_one("#token-view"))
         # Invalid UTF-8 from a file: decoded with replacement, shown and round-tripped without error.
         raw = b"ok \xff\xfe broken \xe6\x88 bytes"
         text = raw.decode("utf-8", errors="replace")
@@ -145,7 +150,7 @@ async def test_bpe_replay_reaches_the_encoders_tokens():
         await settle(app, pilot)
         await clear_and_type(app, pilot, "I love strawberry")
         await pilot.press("ctrl+r")  # the cursor sits on "strawberry"
-        await pilot.pause()
+        await settle(app, pilot)
         view = app.screen.query_one("#replay-view")
         assert view.source == " strawberry"
         assert "step 0/" in shown(view)

@@ -92,7 +92,13 @@ class ReplayView(Static, can_focus=True):
     def current_parts(self) -> list[bytes]:
         return [p for step, _ in self.state()[0] for p in step.parts]
 
+    def on_mount(self) -> None:
+        self._ready = True
+        self.call_after_refresh(self.refresh_view)
+
     def refresh_view(self) -> None:
+        if not getattr(self, "_ready", False):  # drawn once mounted
+            return
         if self.message:
             self.update(Text(self.message))
             return

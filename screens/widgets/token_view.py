@@ -75,7 +75,11 @@ class TokenView(Static):
             if show_bytes:
                 out.append("[" + " ".join(str(b) for b in span.piece) + "]", id_style)
                 out.append(" ")
-        if total > len(spans):
-            out.append(f"\n… drawing the first {len(spans):,} of {total:,} tokens (the counts above are exact)",
-                       self.get_component_rich_style("token-view--note", partial=True))
+        if total > len(spans) and spans:
+            note = self.get_component_rich_style("token-view--note", partial=True)
+            first, last = spans[0].index + 1, spans[-1].index + 1
+            if first > 1:
+                out = Text(f"… tokens 1–{first - 1:,} not drawn\n", note) + out
+            out.append(f"\n… drawing tokens {first:,}–{last:,} of {total:,}, around the cursor "
+                       "(the counts above are exact)", note)
         return out

@@ -1,0 +1,109 @@
+"""Tokens screen speed, headless, each figure against a reference measured in the same run.
+
+1. Keystroke -> repaint on a 10,000-character text: median time from pressing a key in the
+   text box until the screen has re-tokenized and repainted (target <= 16 ms).
+2. Launch -> first frame: `deepdive-lab` (its real entry point, models loading after the
+   first frame) against a bare Textual app with a header, a static and a footer, both as
+   fresh processes, headless (target <= 1.5x).
+
+    python bench/tokens_ui.py [--keys 60] [--launches 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+BARE = textwrap.dedent("""
+    import time
+    t0 = time.perf_counter()
+    from textual.app import App
+    from textual.widgets import Footer, Header, Static
+
+    class Bare(App):
+        def compose(self):
+            yield Header()
+            yield Static("hello")
+            yield Footer()
+
+        def on_mount(self):
+            self.call_after_refresh(self.exit)
+
+    Bare().run(headless=True, size=(120, 40))
+""")
+
+LAB = textwrap.dedent("""
+    from screens.app import LabApp, make_app
+
+    app = make_app()
+    original = app._first_frame_done
+
+    def first_frame():
+        original()
+        app.exit()
+
+    app._first_frame_done = first_frame
+    app.run(headless=True, size=(120, 40))
+""")
+
+
+def launch(code: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+async def keystrokes(n: int) -> list[float]:
+    from textual.widgets import TextArea
+
+    from lab.paths import default_corpus
+    from screens.app import make_app
+
+    app = make_app(load_models=False)
+    times = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.load_text(default_corpus().read_text()[:10_000])
+        area.focus()
+        await pilot.pause()
+        area.move_cursor((0, 0))
+        for i in range(n):
+            t0 = time.perf_counter()
+            await pilot.press("x" if i % 2 == 0 else "backspace")
+            await pilot.pause()
+            times.append(time.perf_counter() - t0)
+        count = app.screen.query_one("#tokens-stats").render()
+    print(f"  (screen shows: {str(count)[:90]})")
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=60)
+    ap.add_argument("--launches", type=int, default=7)
+    args = ap.parse_args()
+
+    times = asyncio.run(keystrokes(args.keys))
+    med = statistics.median(times[5:]) * 1000
+    print(f"keystroke -> repaint, 10,000 characters, cl100k: median {med:.1f} ms, "
+          f"p90 {statistics.quantiles(times[5:], n=10)[-1] * 1000:.1f} ms over {len(times) - 5} keys "
+          f"(target <= 16 ms)")
+
+    bare, lab = [], []
+    for _ in range(args.launches):  # alternate so both see the same machine load
+        bare.append(launch(BARE))
+        lab.append(launch(LAB))
+    b, l = statistics.median(bare), statistics.median(lab)
+    print(f"launch -> first frame (fresh process, headless): bare Textual app {b:.2f} s, "
+          f"deepdive-lab {l:.2f} s, ratio {l / b:.2f} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
