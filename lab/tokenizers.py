@@ -162,6 +162,7 @@ class TextEncoding:
     def __init__(self, name: str, label: str, encode, token_bytes, vocab_size: int, specials: dict[str, int],
                  ranks: dict[bytes, int] | None = None, pat_str: str | None = None) -> None:
         self.name = name
+        self._lengths: dict[int, int] = {}
         self.ranks = ranks  # merge ranks (tiktoken encodings): what BPE replay needs
         self.pat_str = pat_str  # the pre-tokenization regex
         self.label = label
@@ -175,6 +176,17 @@ class TextEncoding:
 
     def token_bytes(self, token_id: int) -> bytes:
         return self._token_bytes(token_id)
+
+    def piece_lengths(self, ids: list[int]) -> list[int]:
+        """Byte length of each token, cached per id (cheap enough to call on every keystroke)."""
+        cache = self._lengths
+        try:
+            return [cache[i] for i in ids]
+        except KeyError:
+            for i in ids:
+                if i not in cache:
+                    cache[i] = len(self._token_bytes(i))
+            return [cache[i] for i in ids]
 
     def decode_bytes(self, ids: list[int]) -> bytes:
         return b"".join(self._token_bytes(i) for i in ids)

@@ -94,14 +94,18 @@ class Segmenter:
     and a window of a few hundred tokens costs almost nothing.
     """
 
-    def __init__(self, text: str, ids: Sequence[int], token_bytes: Callable[[int], bytes]) -> None:
+    def __init__(self, text: str, ids: Sequence[int], token_bytes: Callable[[int], bytes],
+                 lengths: Sequence[int] | None = None) -> None:
+        """`lengths` (byte length per token) may be given when the caller has them cached."""
         import numpy as np
 
         self.text = text
         self.ids = list(ids)
         self._token_bytes = token_bytes
         data = text.encode("utf-8", errors="surrogatepass")
-        lengths = np.fromiter((len(token_bytes(i)) for i in self.ids), dtype=np.int64, count=len(self.ids))
+        if lengths is None:
+            lengths = [len(token_bytes(i)) for i in self.ids]
+        lengths = np.asarray(lengths, dtype=np.int64)
         self.byte_ends = np.cumsum(lengths)
         if len(self.ids) and int(self.byte_ends[-1]) != len(data):
             raise ValueError("the tokens do not rebuild the text's bytes")

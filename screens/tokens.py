@@ -15,6 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static,
@@ -29,7 +30,7 @@ from screens.widgets.token_view import TokenView
 
 TIKTOKEN_NAMES = ("cl100k_base", "o200k_base", "r50k_base")
 MODEL_KEYS = ("chat", "base")
-DRAW_LIMIT = 600  # tokens drawn per view, around the cursor; counts are always exact
+DRAW_LIMIT = 500  # tokens drawn per view, around the cursor; counts are always exact
 SYNC_LIMIT = 200_000  # characters tokenized on the UI thread; longer text goes to a worker
 SHORT_NAMES = {"cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)", "r50k_base": "r50k (GPT-2)",
                "chat": "chat model", "base": "base model"}
@@ -108,9 +109,10 @@ class TokensScreen(Screen):
         yield TextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True, show_line_numbers=False)
         with TabbedContent(id="tokens-tabs", initial="tab-tokens"):
             with TabPane("Tokens", id="tab-tokens"):
-                with VerticalScroll():
-                    yield TokenView(id="token-view")
-                    yield Static(id="bytes-view")
+                # A fixed-size view (no auto height): a new token drawing repaints in the same
+                # frame as the keystroke instead of waiting for a layout pass.
+                yield TokenView(id="token-view")
+                yield Static(id="bytes-view")
             # The other views are built the first time they are shown, so the first frame paints sooner.
             for view, title in zip(VIEWS[1:], ("Compare", "BPE replay", "Train BPE", "Chat template")):
                 yield TabPane(title, id=view)
@@ -275,7 +277,8 @@ class TokensScreen(Screen):
         if slot.encoding is None or self.current not in results:
             reason = slot.error or "loading…"
             stats_line.update(Text.assemble((slot.label, "bold"),
-                                            f" · unavailable: {reason}" if slot.error else f" · {reason}"))
+                                            f" · unavailable: {reason}" if slot.error else f" · {reason}"),
+                              layout=False)
         else:
             ids = results[self.current]
             self.last_count[self.current] = len(ids)
@@ -283,7 +286,7 @@ class TokensScreen(Screen):
             stats_line.update(Text.assemble(
                 (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ",
                 (f"{st.tokens:,} tokens", "bold"), f" · {st.chars:,} chars · {st.bytes:,} bytes · "
-                f"{st.chars_per_token:.2f} chars/token · {st.bytes_per_token:.2f} bytes/token"))
+                f"{st.chars_per_token:.2f} chars/token · {st.bytes_per_token:.2f} bytes/token"), layout=False)
         view = self.active_view
         if view == "tab-tokens":
             self._show_tokens(text, results)
@@ -294,10 +297,10 @@ class TokensScreen(Screen):
         slot = self.slots[self.current]
         view = self.query_one("#token-view", TokenView)
         if slot.encoding is None or self.current not in results:
-            view.update(Text(f"{slot.label} cannot tokenize right now: {slot.error or 'loading…'}"))
+            view.update(Text(f"{slot.label} cannot tokenize right now: {slot.error or 'loading…'}"), layout=False)
         else:
             ids = results[self.current]
-            seg = Segmenter(text, ids, slot.encoding.token_bytes)
+            seg = Segmenter(text, ids, slot.encoding.token_bytes, slot.encoding.piece_lengths(ids))
             spans = seg.window(self._cursor_char(), DRAW_LIMIT)
             view.show_tokens(text, spans, len(ids), show_ids=self.show_ids, show_ws=self.show_ws,
                              show_bytes=self.show_bytes, special_ids=slot.special_ids)
@@ -318,23 +321,25 @@ class TokensScreen(Screen):
         target = self._widget("#compare-view", Static)
         if target is None:
             return
-        out = Text()
+        parts: list = []
         keys = self.compare_keys[:4]
         if len(keys) < 2:
-            out.append("Tick 2 to 4 encodings above to compare them.")
+            parts.append("Tick 2 to 4 encodings above to compare them.")
         view = self.query_one("#token-view", TokenView)  # for its theme styles
         cursor = self._cursor_char()
         for key in keys:
             slot = self.slots[key]
-            out.append(f"{slot.label}", "bold")
+            parts.append((slot.label, "bold"))
             if slot.encoding is None or key not in results:
-                out.append(f" · unavailable: {slot.error or 'loading…'}\n\n")
+                parts.append(f" · unavailable: {slot.error or 'loading…'}\n\n")
                 continue
             ids = results[key]
-            out.append(f" · {len(ids):,} tokens\n")
-            spans = Segmenter(text, ids, slot.encoding.token_bytes).window(cursor, DRAW_LIMIT)
-            out.append(view.build(text, spans, len(ids), show_ws=self.show_ws, aligned=True))
-            out.append("\n\n")
+            parts.append(f" · {len(ids):,} tokens\n")
+            spans = Segmenter(text, ids, slot.encoding.token_bytes,
+                              slot.encoding.piece_lengths(ids)).window(cursor, DRAW_LIMIT)
+            parts.append(view.build(text, spans, len(ids), show_ws=self.show_ws, aligned=True))
+            parts.append("\n\n")
+        out = Content.assemble(*parts, strip_control_codes=False)
         target.update(out)
 
     @on(Checkbox.Changed)

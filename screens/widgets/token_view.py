@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.text import Text
+from textual.content import Content
 from textual.widgets import Static
 
 from lab.tokentext import TokenSpan, label, visible
@@ -13,7 +13,10 @@ N_COLOURS = 6
 
 
 class TokenView(Static):
-    """Coloured token spans. Colours come from the theme through component classes."""
+    """Coloured token spans. Colours come from the theme through component classes.
+
+    Built as Textual `Content` (not Rich Text) so a redraw per keystroke stays cheap.
+    """
 
     COMPONENT_CLASSES = {
         *(f"token-view--t{i}" for i in range(N_COLOURS)),
@@ -37,49 +40,52 @@ class TokenView(Static):
     TokenView > .token-view--special { background: $error 70%; text-style: bold; }
     """
 
-    def show_tokens(self, text: str, spans: Sequence[TokenSpan], total: int, *, show_ids: bool = False,
-                    show_ws: bool = False, show_bytes: bool = False, aligned: bool = False,
-                    special_ids: frozenset[int] = frozenset()) -> None:
-        """Draw `spans` (the first tokens of `text`); `total` is the exact token count.
+    def style_of(self, name: str):
+        return self.get_visual_style(f"token-view--{name}")
 
-        `aligned` draws each token as the characters it owns (so stacked views line up);
-        otherwise a token holding part of a character is drawn as its bytes.
-        """
-        self.update(self.build(text, spans, total, show_ids=show_ids, show_ws=show_ws, show_bytes=show_bytes,
-                               aligned=aligned, special_ids=special_ids))
+    def show_tokens(self, text: str, spans: Sequence[TokenSpan], total: int, **options) -> None:
+        """Draw `spans` (a window of the tokens of `text`); `total` is the exact token count."""
+        self.update(self.build(text, spans, total, **options), layout=self.styles.height.is_auto)
 
     def build(self, text: str, spans: Sequence[TokenSpan], total: int, *, show_ids: bool = False,
               show_ws: bool = False, show_bytes: bool = False, aligned: bool = False,
-              special_ids: frozenset[int] = frozenset()) -> Text:
-        styles = [self.get_component_rich_style(f"token-view--t{i}", partial=True) for i in range(N_COLOURS)]
-        partial_style = self.get_component_rich_style("token-view--partial", partial=True)
-        id_style = self.get_component_rich_style("token-view--id", partial=True)
-        special_style = self.get_component_rich_style("token-view--special", partial=True)
-        out = Text(no_wrap=False, overflow="fold")
+              special_ids: frozenset[int] = frozenset()) -> Content:
+        """The drawing as Content. `aligned` draws each token as the characters it owns (so
+        stacked views line up); otherwise a token holding part of a character shows its bytes."""
+        colours = [self.style_of(f"t{i}") for i in range(N_COLOURS)]
+        underline = self.get_visual_style("token-view--partial", partial=True)
+        partial_colours = [c + underline for c in colours]
+        id_style = self.style_of("id")
+        special_style = self.style_of("special")
+        note = self.style_of("note")
+        parts: list = []
+        add = parts.append
+        if spans and spans[0].index > 0:
+            add((f"… tokens 1–{spans[0].index:,} not drawn\n", note))
         for span in spans:
             if aligned:
                 body = visible(text[span.char_start:span.char_end], show_ws)
             else:
                 body = label(span.piece, show_ws)
-            style = special_style if span.id in special_ids else styles[span.index % N_COLOURS]
-            if span.partial and not aligned:
-                style = style + partial_style
-            if body.endswith("\n"):  # keep the colour on the glyph, not across the line break
-                out.append(body[:-1], style)
-                out.append("\n")
+            if span.id in special_ids:
+                style = special_style
+            elif span.partial and not aligned:
+                style = partial_colours[span.index % N_COLOURS]
             else:
-                out.append(body, style)
+                style = colours[span.index % N_COLOURS]
+            if body.endswith("\n"):  # keep the colour on the glyph, not across the line break
+                add((body[:-1], style))
+                add("\n")
+            else:
+                add((body, style))
             if show_ids:
-                out.append(f"{span.id}", id_style)
-                out.append(" ")
+                add((str(span.id), id_style))
+                add(" ")
             if show_bytes:
-                out.append("[" + " ".join(str(b) for b in span.piece) + "]", id_style)
-                out.append(" ")
+                add(("[" + " ".join(map(str, span.piece)) + "]", id_style))
+                add(" ")
         if total > len(spans) and spans:
-            note = self.get_component_rich_style("token-view--note", partial=True)
             first, last = spans[0].index + 1, spans[-1].index + 1
-            if first > 1:
-                out = Text(f"… tokens 1–{first - 1:,} not drawn\n", note) + out
-            out.append(f"\n… drawing tokens {first:,}–{last:,} of {total:,}, around the cursor "
-                       "(the counts above are exact)", note)
-        return out
+            add((f"\n… drawing tokens {first:,}–{last:,} of {total:,}, around the cursor "
+                 "(the counts above are exact)", note))
+        return Content.assemble(*parts, strip_control_codes=False)
