@@ -21,7 +21,6 @@ import time
 
 BARE = textwrap.dedent("""
     import time
-    t0 = time.perf_counter()
     from textual.app import App
     from textual.widgets import Footer, Header, Static
 
@@ -32,18 +31,24 @@ BARE = textwrap.dedent("""
             yield Footer()
 
         def on_mount(self):
-            self.call_after_refresh(self.exit)
+            self.call_after_refresh(self.first_frame)
+
+        def first_frame(self):
+            print(time.time(), flush=True)
+            self.exit()
 
     Bare().run(headless=True, size=(120, 40))
 """)
 
 LAB = textwrap.dedent("""
+    import time
     from screens.app import LabApp, make_app
 
     app = make_app()
     original = app._first_frame_done
 
     def first_frame():
+        print(time.time(), flush=True)
         original()
         app.exit()
 
@@ -53,9 +58,10 @@ LAB = textwrap.dedent("""
 
 
 def launch(code: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    """Seconds from starting a fresh Python process to its first frame being painted."""
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1]) - t0
 
 
 def _track_repaints(app) -> list[float]:

@@ -99,6 +99,7 @@ class LabApp(App):
         self.models_changed: Signal = Signal(self, "models-changed")
         self.last_screenshot: Path | None = None
         self.heavy_at_first_frame: list[str] | None = None  # heavy libraries already imported at the first frame
+        self._after_first_frame: list = []
 
     def switch_mode(self, mode: str):
         """Switch area; a modal (the command palette) open over the current area closes first,
@@ -111,12 +112,25 @@ class LabApp(App):
         # Models start loading only once the first frame is on screen.
         self.call_after_refresh(self._first_frame_done)
 
+    def after_first_frame(self, callback) -> None:
+        """Run `callback` once the first frame is on screen (now, if it already is).
+
+        Background work (model loads, encoding files) starts only then, so nothing competes
+        with the first paint for the interpreter."""
+        if self.heavy_at_first_frame is not None:
+            callback()
+        else:
+            self._after_first_frame.append(callback)
+
     def _first_frame_done(self) -> None:
         import sys
 
         self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
         if self.load_models:
             self.action_reload_models()
+        for callback in self._after_first_frame:
+            callback()
+        self._after_first_frame.clear()
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from screens.widgets import ModelStatus
 
@@ -19,7 +19,6 @@ class PlaceholderScreen(Screen):
         self.blurb = blurb
 
     def compose(self) -> ComposeResult:
-        yield Header()
         yield ModelStatus()
         with Middle(), Center():
             yield Static(f"[b]{self.area_title}[/b]\n\n{self.blurb}\n\n[dim]This screen is not built yet.[/dim]",

@@ -18,8 +18,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import (Button, Checkbox, Footer, Header, Input, Label, ProgressBar, RichLog, Static,
-                             TabbedContent, TabPane, TextArea)
+from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 
 from lab.errors import LabError
 from lab.paths import assets_dir
@@ -64,6 +63,8 @@ class EncodingSlot:
 class TokensScreen(Screen):
     """See text become bytes and tokens, in several encodings, live."""
 
+    area_title = "Tokens"
+
     BINDINGS = [
         Binding("ctrl+n", "next_encoding", "Encoding", id="tokens.encoding", tooltip="Show the next encoding"),
         Binding("ctrl+t", "toggle('ids')", "IDs", id="tokens.ids", tooltip="Show token ids after the spans"),
@@ -103,7 +104,6 @@ class TokensScreen(Screen):
 
     # ---- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
         yield ModelStatus()
         yield Static(id="tokens-stats")
         yield TextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True, show_line_numbers=False)
@@ -119,6 +119,9 @@ class TokensScreen(Screen):
         yield Footer(compact=True)
 
     def _pane_widgets(self, view: str) -> list:
+        # Imported here: these widgets are not needed for the first frame.
+        from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, RichLog
+
         def keep(widget):
             self._made[widget.id] = widget
             return widget
@@ -165,7 +168,8 @@ class TokensScreen(Screen):
 
     def on_mount(self) -> None:
         # Encodings load after the first frame: parsing their ranks would hold the GIL.
-        self.call_after_refresh(self.load_tiktoken_encodings)
+        after = getattr(self.app, "after_first_frame", self.call_after_refresh)
+        after(self.load_tiktoken_encodings)
         self.models_signal_subscribed()
         self.refresh_models()
         self.retokenize()
@@ -342,8 +346,8 @@ class TokensScreen(Screen):
         out = Content.assemble(*parts, strip_control_codes=False)
         target.update(out)
 
-    @on(Checkbox.Changed)
-    def _compare_choice(self, event: Checkbox.Changed) -> None:
+    def on_checkbox_changed(self, event) -> None:
+        """A compare choice was ticked or unticked (Checkbox.Changed)."""
         if not (event.checkbox.id or "").startswith("cmp-"):
             return
         key = event.checkbox.id[4:]
@@ -384,7 +388,7 @@ class TokensScreen(Screen):
         self.notify(f"Preset: {name}", timeout=2)
         if name.startswith("the (116, 32)"):
             self.ensure_pane("tab-train")
-            self.query_one("#train-regex", Checkbox).value = False
+            self.query_one("#train-regex").value = False
         self.retokenize()
 
     # ---- BPE replay -------------------------------------------------------------------
@@ -419,19 +423,22 @@ class TokensScreen(Screen):
         self.call_after_refresh(view.focus)
 
     # ---- BPE training -----------------------------------------------------------------
-    @on(Button.Pressed, "#train-start")
+    def on_button_pressed(self, event) -> None:
+        if event.button.id == "train-start":
+            self._train_pressed()
+
     def _train_pressed(self) -> None:
         if self._train_cancel is not None:
             self.action_cancel_training()
             return
         try:
-            vocab = int(self.query_one("#train-vocab", Input).value or "0")
+            vocab = int(self.query_one("#train-vocab").value or "0")
         except ValueError:
             vocab = 0
         if not 257 <= vocab <= 50_000:
             self.notify("Vocab size must be between 257 and 50,000 (256 bytes + merges).", severity="error")
             return
-        path = self.query_one("#train-file", Input).value.strip()
+        path = self.query_one("#train-file").value.strip()
         if path:
             try:
                 from pathlib import Path
@@ -445,13 +452,13 @@ class TokensScreen(Screen):
         if not data:
             self.notify("There is no text to train on.", severity="error")
             return
-        regex = self.query_one("#train-regex", Checkbox).value
-        log = self.query_one("#train-log", RichLog)
+        regex = self.query_one("#train-regex").value
+        log = self.query_one("#train-log")
         log.clear()
         log.write(f"training a {vocab:,}-token BPE on {len(data):,} bytes"
                   f"{' split like GPT-4' if regex else ' (raw bytes, no split)'}…")
-        self.query_one("#train-progress", ProgressBar).update(total=vocab - 256, progress=0)
-        self.query_one("#train-start", Button).label = "Cancel"
+        self.query_one("#train-progress").update(total=vocab - 256, progress=0)
+        self.query_one("#train-start").label = "Cancel"
         self._train_cancel = threading.Event()
         self._train_pieces = {}
         self._train(data, vocab, regex, self._train_cancel)
@@ -480,24 +487,24 @@ class TokensScreen(Screen):
         self.app.call_from_thread(self._train_done, (merges, pieces), "")
 
     def _train_progress(self, batch) -> None:
-        log = self.query_one("#train-log", RichLog)
+        log = self.query_one("#train-log")
         for p in batch:
             m = p.last
             self._train_pieces[m.new_id] = m.token
             a, b = (label(self._train_pieces[i] if i >= 256 else bytes([i])) for i in m.pair)
             log.write(f"{m.pair[0]} {m.pair[1]} → {m.new_id} ({a!r}, {b!r})  ×{m.count:,}")
-        self.query_one("#train-progress", ProgressBar).update(progress=batch[-1].done)
+        self.query_one("#train-progress").update(progress=batch[-1].done)
 
     def _train_done(self, result, error: str) -> None:
         """Runs on the UI thread when training ends (done, cancelled or refused)."""
         self._train_cancel = None
-        self.query_one("#train-start", Button).label = "Train"
-        log = self.query_one("#train-log", RichLog)
+        self.query_one("#train-start").label = "Train"
+        log = self.query_one("#train-log")
         if error:
             log.write(f"stopped: {error}")
             return
         merges, pieces = result
-        bar = self.query_one("#train-progress", ProgressBar)
+        bar = self.query_one("#train-progress")
         asked = bar.total or 0
         bar.update(progress=asked)
         early = " (stopped early: no pair occurs twice any more)" if len(merges) < asked else ""
@@ -508,9 +515,9 @@ class TokensScreen(Screen):
             self._train_cancel.set()
 
     # ---- chat template ----------------------------------------------------------------
-    @on(Input.Changed, "#chat-system, #chat-user, #chat-assistant")
-    def _chat_changed(self) -> None:
-        self.refresh_chat()
+    def on_input_changed(self, event) -> None:
+        if (event.input.id or "").startswith("chat-"):
+            self.refresh_chat()
 
     def refresh_chat(self) -> None:
         from lab.types import ChatMessage
@@ -526,7 +533,7 @@ class TokensScreen(Screen):
             return
         msgs = []
         for role in ("system", "user", "assistant"):
-            content = self.query_one(f"#chat-{role}", Input).value
+            content = self.query_one(f"#chat-{role}").value
             if content or role == "user":
                 msgs.append(ChatMessage(role, content))
         try:

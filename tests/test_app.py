@@ -42,7 +42,7 @@ async def test_header_shows_models_and_device():
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(app, pilot)
         bar = shown(app.screen.query_one("ModelStatus"))
-        assert bar == "base: gemma-3-270m · chat: smollm2-135m-instruct · device: cpu"
+        assert bar == "deepdive-lab  Tokens  base: gemma-3-270m · chat: smollm2-135m-instruct · device: cpu"
 
 
 async def test_failed_load_shows_message_and_app_keeps_running(tmp_path):

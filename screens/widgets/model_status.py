@@ -7,14 +7,15 @@ from textual.widgets import Static
 
 
 class ModelStatus(Static):
-    """Shows `base: … · chat: … · device: …` with each role's state (waiting, loading, ready, failed).
+    """The top line: app and area title, then `base: … · chat: … · device: …` with each role's
+    state (waiting, loading, ready, failed).
 
     It reads the app's `model_states` and redraws when the app's `models_changed` signal fires,
     so every screen's bar stays true without the app knowing which screens exist.
     """
 
     DEFAULT_CSS = """
-    ModelStatus { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    ModelStatus { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
     def on_mount(self) -> None:
@@ -33,4 +34,6 @@ class ModelStatus(Static):
             mark = {"ready": "", "failed": " (failed)", "loading": " (loading…)"}.get(state, " (waiting)")
             return Text.assemble((f"{role}: ", "dim"), (session.model_name(role) + mark, style.replace("$error", "red")))
 
-        return Text(" · ").join([part("base"), part("chat"), Text(f"device: {getattr(app, 'device_label', '…')}")])
+        title = Text.assemble((app.title, "bold"), "  ", (getattr(app.screen, "area_title", ""), "bold"), "  ")
+        return title + Text(" · ").join([part("base"), part("chat"),
+                                          Text(f"device: {getattr(app, 'device_label', '…')}")])
