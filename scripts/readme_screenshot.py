@@ -1,0 +1,41 @@
+"""Make the README's screenshots with the app itself (headless): docs/tokens.svg, docs/compare.svg.
+
+    python scripts/readme_screenshot.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from textual.widgets import TextArea
+
+from screens.app import make_app
+
+TEXT = "Tokenization is at the heart of much weirdness of LLMs.\nstrawberry 9.11 > 9.9? 你好 👋🏽"
+
+
+async def main() -> None:
+    out = Path(__file__).resolve().parent.parent / "docs"
+    out.mkdir(exist_ok=True)
+    app = make_app()
+    async with app.run_test(size=(110, 30)) as pilot:
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.cursor_blink = False
+        area.load_text(TEXT)
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        app.save_screenshot(filename="tokens.svg", path=str(out))
+        app.screen.show_view("tab-compare")
+        for _ in range(2):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        app.save_screenshot(filename="compare.svg", path=str(out))
+    print(f"wrote {out / 'tokens.svg'} and {out / 'compare.svg'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
