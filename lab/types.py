@@ -68,6 +68,19 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class TokenSurprise:
+    """How expected one token of a sequence was, given the tokens before it."""
+
+    position: int
+    id: int
+    piece: bytes
+    prob: float  # p(token | tokens before it)
+    bits: float  # surprisal, -log2(prob)
+    rank: int  # 1 = it was the model's top guess
+    top: tuple[TokenProb, ...]  # what the model expected there instead
+
+
+@dataclass(frozen=True)
 class TokenEvent:
     """One generated token in a stream."""
 

@@ -41,6 +41,10 @@ def _mode_screen(mode: str):
             from screens.tokens import TokensScreen
 
             return TokensScreen()
+        if mode == "next":
+            from screens.next_token import NextTokenScreen
+
+            return NextTokenScreen()
         from screens.placeholder import PlaceholderScreen
 
         return PlaceholderScreen(AREAS[mode][0], BLURBS[mode])

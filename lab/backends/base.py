@@ -33,6 +33,7 @@ from lab.types import (
     Span,
     TokenEvent,
     TokenProb,
+    TokenSurprise,
 )
 
 
@@ -76,6 +77,10 @@ class Backend(ABC):
 
     def _is_special(self, token_id: int) -> bool:
         return False
+
+    def _position_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits after every prefix of `ids`, shape (len(ids), vocab). Default: one step each."""
+        return np.stack([np.array(self._last_logits(list(ids[:i + 1]))) for i in range(len(ids))])
 
     def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
         raise LabError(f"{self.info.backend} does not expose hidden states; the logit lens needs the transformers backend.")
@@ -180,6 +185,22 @@ class Backend(ABC):
 
     def _template_source(self) -> str:
         return "model"
+
+    def surprisal(self, ids: Sequence[int], top_k: int = 5) -> list[TokenSurprise]:
+        """How expected each token of `ids` was: its probability given the tokens before it.
+
+        The first token has no context and gets probability 1 (nothing to predict it from).
+        """
+        ids = self._check_ids(ids)
+        rows = self._position_logits(ids)
+        out = [TokenSurprise(0, ids[0], self.token_bytes(ids[0]), 1.0, 0.0, 1, ())]
+        for i in range(1, len(ids)):
+            logprobs = log_softmax(rows[i - 1])
+            lp = float(logprobs[ids[i]])
+            rank = int(np.count_nonzero(logprobs > lp)) + 1
+            top = self._distribution(logprobs, i, top_k, ()).top
+            out.append(TokenSurprise(i, ids[i], self.token_bytes(ids[i]), math.exp(lp), -lp / math.log(2), rank, top))
+        return out
 
     def lens(self, ids: Sequence[int], top_k: int = 1) -> list[LayerPrediction]:
         """Logit lens: the top tokens read from every layer's hidden state at the last position."""

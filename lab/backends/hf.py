@@ -258,6 +258,14 @@ class TransformersBackend(Backend):
         self._cache, self._cached_ids, self._cached_logits = cache, ids, logits
         return logits
 
+    def _position_logits(self, ids: Sequence[int]) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.model(input_ids=torch.tensor([list(ids)], device=self.device), use_cache=False)
+        self.tokens_evaluated += len(ids)
+        return out.logits[0].float().cpu().numpy()
+
     def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
         torch = self._torch
         with torch.inference_mode(), warnings.catch_warnings():

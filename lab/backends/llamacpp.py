@@ -85,7 +85,6 @@ class LlamaCppBackend(Backend):
         self._attrs: dict[int, int] = {}
         self._evaluated: list[int] = []  # ids whose state is in the KV cache
         self._last: np.ndarray | None = None  # logits after self._evaluated
-        self._buf = ctypes.create_string_buffer(256)
 
     @classmethod
     def load(cls, entry: CatalogueEntry, device: str = "auto", n_ctx: int = 4096) -> "LlamaCppBackend":
@@ -128,13 +127,14 @@ class LlamaCppBackend(Backend):
         return self.llm.tokenize(data, add_bos=add_special, special=parse_special)
 
     def _token_bytes(self, token_id: int) -> bytes:
+        # A buffer per call: pieces may be asked for from the UI thread while a worker decodes.
         lc = self._lc
-        n = lc.llama_token_to_piece(self._vocab, token_id, self._buf, len(self._buf), 0, True)
+        buf = ctypes.create_string_buffer(64)
+        n = lc.llama_token_to_piece(self._vocab, token_id, buf, len(buf), 0, True)
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
             n = lc.llama_token_to_piece(self._vocab, token_id, buf, -n, 0, True)
-            return buf.raw[:n]
-        return self._buf.raw[:n]
+        return buf.raw[:n]
 
     def _attr(self, token_id: int) -> int:
         a = self._attrs.get(token_id)
@@ -198,6 +198,34 @@ class LlamaCppBackend(Backend):
         self._last = np.ctypeslib.as_array(ptr, shape=(self.info.vocab_size,)).copy()
         self._evaluated = ids
         return self._last
+
+    def _position_logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits after every prefix of `ids` (row i: after ids[:i+1]), in one pass.
+
+        Re-evaluates the sequence with an output requested at every position, then leaves
+        the KV cache holding `ids`, so the next step extends it as usual."""
+        ids = list(ids)
+        llm, lc = self.llm, self._lc
+        rows = np.empty((len(ids), self.info.vocab_size), dtype=np.float32)
+        llm.n_tokens = 0
+        self._evaluated, self._last = [], None
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        try:
+            for start in range(0, len(ids), llm.n_batch):
+                chunk = ids[start:start + llm.n_batch]
+                llm._batch.set_batch(batch=chunk, n_past=start, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                llm.input_ids[start:start + len(chunk)] = chunk
+                llm.n_tokens = start + len(chunk)
+                for j in range(len(chunk)):
+                    ptr = lc.llama_get_logits_ith(self._ctx, j)
+                    rows[start + j] = np.ctypeslib.as_array(ptr, shape=(self.info.vocab_size,))
+        except RuntimeError as exc:
+            llm.reset()
+            raise LabError(f"llama.cpp failed to evaluate the sequence: {exc}") from exc
+        self.tokens_evaluated += len(ids)
+        self._evaluated, self._last = ids, rows[-1].copy()
+        return rows
 
     def perf_counters(self) -> tuple[int, int]:
         """llama.cpp's own counters: (prompt tokens evaluated, generated tokens evaluated)."""
