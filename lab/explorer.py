@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lab.errors import LabError
-from lab.sampling import SamplingSettings, log_softmax, make_rng, sample, sampling_probs, top_indices
+from lab.sampling import (SamplingSettings, entropy, log_softmax, logsumexp, make_rng, sample, sampling_probs,
+                          top_indices)
 from lab.types import Distribution, TokenProb
 
 
@@ -112,10 +113,19 @@ class Explorer:
 
         A pure function of the logits (the current state's unless given): no model call."""
         logits = self.logits() if logits is None else logits
-        raw = np.exp(log_softmax(logits))
-        after = sampling_probs(logits, settings)
-        return [FilteredRow(int(i), self.backend.token_bytes(int(i)), float(raw[i]), float(after[i]))
-                for i in top_indices(logits, top_k)]
+        top = top_indices(logits, top_k)
+        lse = logsumexp(logits)
+        raw = np.exp(np.asarray(logits, dtype=np.float64)[top] - lse)
+        if settings.temperature == 1.0 and settings.top_k == 0 and settings.top_p == 1.0:
+            after = raw  # no filter: the sampler draws from the model's own distribution
+        else:
+            after = sampling_probs(logits, settings)[top]
+        return [FilteredRow(int(i), self.backend.token_bytes(int(i)), float(r), float(a))
+                for i, r, a in zip(top, raw, after)]
+
+    @staticmethod
+    def entropy(logits: np.ndarray) -> float:
+        return entropy(log_softmax(logits))
 
     def candidates(self, top_k: int = 9) -> tuple[TokenProb, ...]:
         return self.distribution(top_k).top

@@ -122,11 +122,12 @@ class NextTokenScreen(Screen):
         text = self.query_one("#next-prompt", TextArea).text
         self._run(lambda ex: ex.set_prompt(text), "reading the prompt…")
 
-    def _run(self, job, status: str) -> None:
+    def _run(self, job, status: str, show_status: bool = True) -> None:
         if self.explorer is None:
             return
         self.status = status
-        self.refresh_info()
+        if show_status:  # a single step is too quick to be worth a frame of its own
+            self.refresh_info()
         self._worker(self.explorer, job)
 
     @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
@@ -161,7 +162,7 @@ class NextTokenScreen(Screen):
             if event.rank > len(top):
                 return
             token = top[event.rank - 1].id
-            self._run(lambda e: e.append(token, f"picked #{event.rank}"), "stepping…")
+            self._run(lambda e: e.append(token, f"picked #{event.rank}"), "", show_status=False)
         elif event.name == "sample":
             settings = self.settings()
             seed = settings.seed or 0
@@ -170,7 +171,7 @@ class NextTokenScreen(Screen):
             token = sample(logits, settings, make_rng(seed))
             self.last_sampled = token
             self.query_one("#next-seed", Input).value = str(seed + 1)  # next sample: a new, visible seed
-            self._run(lambda e: e.append(token, f"sampled (seed {seed})"), "stepping…")
+            self._run(lambda e: e.append(token, f"sampled (seed {seed})"), "", show_status=False)
         elif event.name == "undo":
             ex.undo()
             self.redraw()
@@ -298,13 +299,19 @@ class NextTokenScreen(Screen):
             info.update(self.status, layout=False)
             return
         b = ex.backend
-        path = b.detokenize(ex.ids)
+        path = b.detokenize(ex.ids[-40:])  # the end of the path is what changes
         tail = path[-70:].replace("\n", "↵")
         info.update(Content.assemble(
             (f"{b.info.name} ({self.role}, {b.info.backend})", "bold"),
             f" · {len(ex.ids)} tokens · state {ex.position + 1}/{len(ex.history)} ({ex.history[ex.position].how})"
             f" · model calls {ex.model_calls}" + (f" · {self.status}" if self.status else ""),
             "\n…" + tail if len(path) > 70 else "\n" + tail), layout=False)
+
+    def _entropy(self, ids: tuple[int, ...], logits) -> float:
+        """Entropy of the raw distribution, computed once per state."""
+        if getattr(self, "_entropy_for", None) != ids:
+            self._entropy_for, self._entropy_value = ids, self.explorer.entropy(logits)
+        return self._entropy_value
 
     def redraw(self) -> None:
         """Draw the bars from cached logits only (a worker may be stepping meanwhile)."""
@@ -323,7 +330,6 @@ class NextTokenScreen(Screen):
         k = max(1, min(self._number("k-shown", int, 10), 50))
         settings = self.settings()
         rows = ex.filtered(settings, k, logits)
-        dist = ex.backend.distribution_from_logits(logits, len(ids), 1)
         header = (f"after {len(ids)} tokens · temperature {settings.temperature:g}, top-k {settings.top_k or 'off'}, "
                   f"top-p {settings.top_p:g} · next sample seed {settings.seed}")
         query = self.query_one("#next-query", Input).value
@@ -334,4 +340,4 @@ class NextTokenScreen(Screen):
                 header += f"\nquery {label(ex.backend.token_bytes(qid), True)!r} (id {qid}): p={prob:.6f}, rank {rank:,}"
             except LabError as exc:
                 header += f"\nquery: {exc}"
-        bars.show_rows(rows, header, dist.entropy)
+        bars.show_rows(rows, header, self._entropy(ids, logits))

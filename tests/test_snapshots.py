@@ -52,3 +52,22 @@ def test_tokens_screen_snapshot(snap_compare, name, view, keys):
     else:
         run_before = prepare(view, *keys)
     assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("name,presses", [("bars", ()), ("surprisal", ("ctrl+o",)), ("lens", ("ctrl+o", "ctrl+o"))])
+def test_next_token_snapshot(snap_compare, name, presses):
+    async def run_before(pilot):
+        app = pilot.app
+        await settle(app, pilot)
+        await pilot.press("f2")
+        await settle(app, pilot)
+        app.screen.query_one("#next-prompt", TextArea).cursor_blink = False
+        await pilot.press("escape", "1")
+        await settle(app, pilot)
+        if presses:
+            await pilot.press(*presses)
+        await settle(app, pilot)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_test_app(), run_before=run_before, terminal_size=(110, 34))

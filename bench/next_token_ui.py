@@ -1,0 +1,101 @@
+"""Next-token screen speed: candidate key -> new bars on screen, after a 500-token prompt.
+
+Reference, measured in the same run on the same model: a raw llama-cpp-python one-token
+decode on top of the same 500-token prefix (target: screen <= 1.2x raw). Also checks that
+changing the temperature redraws without any model call.
+
+    python bench/next_token_ui.py [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+
+def raw_decodes(path: str, prefix: list[int], steps: int) -> list[float]:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=path, n_ctx=4096, n_gpu_layers=0, logits_all=False, verbose=False)
+    llm.eval(prefix)
+    times = []
+    token = prefix[-1]
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        llm.eval([token])
+        times.append(time.perf_counter() - t0)
+    llm.close()
+    return times
+
+
+async def screen_steps(steps: int) -> tuple[list[float], list[int], str, int]:
+    from textual.widgets import Input, TextArea
+
+    from lab.paths import default_corpus
+    from screens.app import make_app
+
+    app = make_app()
+    times = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        await pilot.press("f2")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        backend = app.session.loaded("chat")
+        text = default_corpus().read_text()[:4000]
+        ids = backend.tokenize(text)[:500]
+        prompt = backend.detokenize(ids[1:] if ids[0] == backend.llm.token_bos() else ids)
+        screen.query_one("#next-prompt", TextArea).load_text(prompt)
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        await pilot.press("escape")
+        prefix = list(screen.explorer.ids)
+        model_path = backend.llm.model_path
+        ends: list[float] = []
+        original = screen._compositor_refresh
+
+        def refresh(*a, **k):
+            r = original(*a, **k)
+            ends.append(time.perf_counter())
+            return r
+
+        screen._compositor_refresh = refresh
+        for _ in range(steps):
+            n = len(screen.explorer.ids)
+            ends.clear()
+            t0 = time.perf_counter()
+            await pilot.press("1")
+            while len(screen.explorer.ids) == n or screen.explorer.cached(screen.explorer.ids) is None:
+                await asyncio.sleep(0.0005)
+            await pilot.pause()
+            await pilot.pause()
+            times.append(ends[-1] - t0)
+        calls = screen.explorer.model_calls
+        for t in ("0.5", "0", "1.3", "1"):
+            screen.query_one("#next-temperature", Input).value = t
+            await pilot.pause()
+        extra_calls = screen.explorer.model_calls - calls
+    return times, prefix, model_path, extra_calls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    times, prefix, path, extra = asyncio.run(screen_steps(args.steps))
+    raw = raw_decodes(path, prefix, args.steps)
+    s, r = statistics.median(times[2:]) * 1000, statistics.median(raw[2:]) * 1000
+    print(f"candidate key -> new bars after a {len(prefix)}-token prompt (SmolLM2, llama.cpp, CPU): "
+          f"median {s:.1f} ms; raw one-token decode {r:.1f} ms; ratio {s / r:.2f} (target <= 1.2)")
+    print(f"temperature changed 4 times: {extra} model calls (must be 0)")
+    assert extra == 0
+
+
+if __name__ == "__main__":
+    main()
