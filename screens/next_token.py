@@ -291,6 +291,17 @@ class NextTokenScreen(Screen):
             parts.append((others + "\n", "dim"))
         return Content.assemble(*parts)
 
+    def palette_commands(self):
+        """(name, callback, help) for the command palette while this screen is shown."""
+        bars = lambda name: (lambda: self.on_bars_view_command(BarsView.Command(name)))  # noqa: E731
+        yield "next: sample a token", bars("sample"), "Sample with the current settings and seed"
+        yield "next: undo", bars("undo"), "Back to the previous state"
+        yield "next: redo", bars("redo"), "Forward again along the path"
+        yield "next: auto-step", bars("auto"), "Sample N tokens, updating the bars at each step"
+        yield "next: switch model", self.action_switch_model, "Chat model <-> base model, keeping the prompt"
+        yield "next: next view", self.action_next_view, "Bars, surprisal, logit lens"
+        yield "next: logit lens through transformers", self.action_lens_backend, "Load the model in transformers"
+
     # ---- drawing ----------------------------------------------------------------------------
     def refresh_info(self) -> None:
         info = self.query_one("#next-info", Static)
