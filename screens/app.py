@@ -41,6 +41,10 @@ def _mode_screen(mode: str):
             from screens.tokens import TokensScreen
 
             return TokensScreen()
+        if mode == "basechat":
+            from screens.base_chat import BaseChatScreen
+
+            return BaseChatScreen()
         if mode == "next":
             from screens.next_token import NextTokenScreen
 

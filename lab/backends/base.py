@@ -46,6 +46,8 @@ class Backend(ABC):
     def __init__(self) -> None:
         # Tokens actually run through the network since load (prefix-cache hits excluded).
         self.tokens_evaluated = 0
+        # Held around every forward pass: two screens' workers may share one model.
+        self.lock = threading.RLock()
         self._piece_cache: dict[int, bytes] = {}
 
     # ---- primitives --------------------------------------------------------------
@@ -107,7 +109,8 @@ class Backend(ABC):
     def logits(self, ids: Sequence[int]) -> np.ndarray:
         """The raw next-token logits after `ids` (a copy the caller may keep)."""
         ids = self._check_ids(ids)
-        return np.array(self._last_logits(ids), dtype=np.float32, copy=True)
+        with self.lock:
+            return np.array(self._last_logits(ids), dtype=np.float32, copy=True)
 
     def distribution_from_logits(
         self, logits: np.ndarray, n_ids: int, top_k: int = 10, query_ids: Sequence[int] = ()
@@ -192,7 +195,8 @@ class Backend(ABC):
         The first token has no context and gets probability 1 (nothing to predict it from).
         """
         ids = self._check_ids(ids)
-        rows = self._position_logits(ids)
+        with self.lock:
+            rows = self._position_logits(ids)
         out = [TokenSurprise(0, ids[0], self.token_bytes(ids[0]), 1.0, 0.0, 1, ())]
         for i in range(1, len(ids)):
             logprobs = log_softmax(rows[i - 1])
@@ -206,7 +210,9 @@ class Backend(ABC):
         """Logit lens: the top tokens read from every layer's hidden state at the last position."""
         ids = self._check_ids(ids)
         out = []
-        for layer, logits in enumerate(self._layer_logits(ids)):
+        with self.lock:
+            layer_logits = self._layer_logits(ids)
+        for layer, logits in enumerate(layer_logits):
             dist = self._distribution(log_softmax(logits), len(ids), top_k, ())
             out.append(LayerPrediction(layer, dist.top))
         return out
@@ -260,7 +266,8 @@ class Generation:
             if len(ids) >= b.info.context_length:
                 reason = "context"
                 break
-            logits = b._last_logits(ids)
+            with b.lock:
+                logits = b._last_logits(ids)
             token = sample(logits, self.settings, rng)
             lse = logsumexp(logits)
             raw_prob = math.exp(float(logits[token]) - lse)
