@@ -125,7 +125,18 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     if p >= 1.0:
         return x
     probs = softmax(x)
-    order = np.argsort(-probs, kind="stable")
+    # The nucleus is almost always small: sort only the top candidates, all of them if needed.
+    order = None
+    for m in (1024, 16384):
+        if m >= probs.size:
+            break
+        part = np.argpartition(-probs, m - 1)[:m]
+        part = part[np.argsort(-probs[part], kind="stable")]
+        if probs[part].sum() >= p:
+            order = part
+            break
+    if order is None:
+        order = np.argsort(-probs, kind="stable")
     cumulative = np.cumsum(probs[order])
     n_keep = int(np.searchsorted(cumulative, p, side="left")) + 1
     n_keep = max(1, min(n_keep, x.size))
@@ -149,10 +160,16 @@ def sampling_probs(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray
 
 def sample(logits: np.ndarray, settings: SamplingSettings, rng: np.random.Generator) -> int:
     """Draw one token id. Greedy (temperature 0) returns the argmax and does not use rng."""
+    return sample_with_prob(logits, settings, rng)[0]
+
+
+def sample_with_prob(logits: np.ndarray, settings: SamplingSettings, rng: np.random.Generator) -> tuple[int, float]:
+    """Draw one token id; also return its probability under the filtered distribution."""
     if settings.greedy:
-        return int(np.argmax(logits))
+        return int(np.argmax(logits)), 1.0
     probs = sampling_probs(logits, settings)
     # Inverse-CDF draw: one uniform per token keeps seeded streams reproducible.
     cumulative = np.cumsum(probs)
     u = rng.random() * cumulative[-1]
-    return int(min(np.searchsorted(cumulative, u, side="right"), probs.size - 1))
+    token = int(min(np.searchsorted(cumulative, u, side="right"), probs.size - 1))
+    return token, float(probs[token])

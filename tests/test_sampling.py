@@ -79,3 +79,16 @@ def test_top_indices_matches_full_sort():
         x = (rng.standard_normal(50000) * scale).astype(np.float32)
         for n in (1, 5, 40):
             assert top_indices(x, n).tolist() == np.argsort(-x, kind="stable")[:n].tolist()
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 12.0])
+def test_top_p_partial_sort_equals_full_sort(scale):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(60000) * scale
+    for p in (0.5, 0.9, 0.95):
+        probs = softmax(x)
+        order = np.argsort(-probs, kind="stable")
+        n = int(np.searchsorted(np.cumsum(probs[order]), p, side="left")) + 1
+        expected = np.zeros(x.size, dtype=bool)
+        expected[order[:n]] = True
+        assert (np.isfinite(top_p_filter(x, p)) == expected).all()

@@ -71,3 +71,28 @@ def test_next_token_snapshot(snap_compare, name, presses):
         await pilot.pause()
 
     assert snap_compare(make_test_app(), run_before=run_before, terminal_size=(110, 34))
+
+
+@pytest.mark.parametrize("name", ["panes", "samples", "template"])
+def test_base_chat_snapshot(snap_compare, name):
+    async def run_before(pilot):
+        app = pilot.app
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await settle(app, pilot)
+        s = app.screen
+        for role in ("base", "chat"):
+            s.pane(role).show_speed = False  # tokens/s differ run to run
+        s.query_one("#bc-max-tokens").value = "24"
+        s.query_one("#bc-samples").value = "3" if name == "samples" else "1"
+        s.query_one("#bc-prompt").cursor_blink = False
+        if name == "template":
+            await pilot.press("ctrl+t")
+        else:
+            await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        s.query_one("#bc-prompt").blur()
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_test_app(), run_before=run_before, terminal_size=(130, 36))

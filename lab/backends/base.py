@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from lab.errors import LabError
-from lab.sampling import (SamplingSettings, entropy, log_softmax, logsumexp, make_rng, sample, sampling_probs,
+from lab.sampling import (SamplingSettings, entropy, log_softmax, logsumexp, make_rng, sample_with_prob,
                           top_indices)
 from lab.types import (
     Capabilities,
@@ -268,15 +268,9 @@ class Generation:
                 break
             with b.lock:
                 logits = b._last_logits(ids)
-            token = sample(logits, self.settings, rng)
+            token, used_prob = sample_with_prob(logits, self.settings, rng)
             lse = logsumexp(logits)
             raw_prob = math.exp(float(logits[token]) - lse)
-            if self.settings.greedy:
-                used_prob = 1.0
-            elif self.settings.temperature == 1.0 and self.settings.top_k == 0 and self.settings.top_p == 1.0:
-                used_prob = raw_prob
-            else:
-                used_prob = float(sampling_probs(logits, self.settings)[token])
             top = tuple(TokenProb(int(i), b.token_bytes(int(i)), math.exp(float(logits[i]) - lse),
                                   float(logits[i]) - lse) for i in top_indices(logits, self.top_n))
             piece = b.token_bytes(token)

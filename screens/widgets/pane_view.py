@@ -85,13 +85,13 @@ class PaneView(Static, can_focus=True):
         st = lambda name: self.get_visual_style(f"pane-view--{name}")  # noqa: E731
         dim = st("dim")
         parts: list = [(self.title, "bold"), "\n"]
-        if self.message:
-            parts.append(self.message)
-            self.update(Content.assemble(*parts), layout=False)
-            return
         if self.template is not None:
             parts += self._template_parts(st)
             self.update(Content.assemble(*parts, strip_control_codes=False), layout=False)
+            return
+        if self.message:
+            parts.append(self.message)
+            self.update(Content.assemble(*parts), layout=False)
             return
         high, mid, low, cur = st("high"), st("mid"), st("low"), st("cursor")
         for si, sample in enumerate(self.samples):
