@@ -24,6 +24,7 @@ from lab.sampling import SamplingSettings
 from lab.tokentext import label
 from screens.widgets import ModelStatus
 from screens.widgets.bars_view import BarsView
+from screens.widgets.surprisal_view import SurprisalView
 
 VIEWS = ("bars", "surprisal", "lens")
 DEFAULT_PROMPT = "The capital of France is"
@@ -65,7 +66,7 @@ class NextTokenScreen(Screen):
         yield Static(id="next-info")
         with ContentSwitcher(initial="bars", id="next-views"):
             yield BarsView(id="bars")
-            yield Static(id="surprisal")
+            yield SurprisalView(id="surprisal")
             yield Static(id="lens")
         yield Footer(compact=True)
 
@@ -148,6 +149,8 @@ class NextTokenScreen(Screen):
         if message:
             self.notify(message, severity="warning", timeout=6)
         self.redraw()
+        if self.view != "bars" and not message:
+            self._refresh_view()
 
     # ---- steps --------------------------------------------------------------------------
     def on_bars_view_command(self, event: BarsView.Command) -> None:
@@ -203,12 +206,16 @@ class NextTokenScreen(Screen):
     def action_next_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
         self.query_one("#next-views", ContentSwitcher).current = self.view
-        if self.view == "surprisal" and self.explorer is not None:
+        self._refresh_view()
+        self.redraw()
+
+    def _refresh_view(self) -> None:
+        """Recompute the surprisal or lens view for the current path."""
+        if self.view == "surprisal" and self.explorer is not None and self.explorer.history:
             ids = list(self.explorer.ids)
             self._run_view(lambda ex: ex.backend.surprisal(ids), "surprisal")
         elif self.view == "lens":
             self._start_lens()
-        self.redraw()
 
     # ---- surprisal and lens ---------------------------------------------------------------
     def _run_view(self, job, view: str) -> None:
@@ -232,7 +239,8 @@ class NextTokenScreen(Screen):
         if error:
             target.update(error)
         elif view == "surprisal":
-            target.update(self._surprisal_content(result))
+            target.show_rows(result)
+            target.focus()
         else:
             target.update(self._lens_content(result))
 
@@ -264,20 +272,6 @@ class NextTokenScreen(Screen):
             return self.lens_backend.lens(list(ex.ids), top_k=3)
 
         self._view_worker(ex, job, "lens")
-
-    def _surprisal_content(self, rows) -> Content:
-        parts: list = [("How expected each token was (bits of surprisal; green = expected, red = surprising)\n\n", "dim")]
-        for r in rows:
-            text = label(r.piece, show_whitespace=True)
-            style = "on $success 50%" if r.bits < 2 else ("on $warning 50%" if r.bits < 6 else "on $error 60%")
-            parts.append((text, style if r.position else "dim"))
-        parts.append("\n\n")
-        worst = sorted(rows[1:], key=lambda r: -r.bits)[:5]
-        for r in worst:
-            expected = ", ".join(f"{label(t.piece, True)!r} {t.prob:.0%}" for t in r.top[:3])
-            parts.append(f"{label(r.piece, True)!r} at {r.position}: p={r.prob:.4f} ({r.bits:.1f} bits, rank {r.rank});"
-                         f" the model expected {expected}\n")
-        return Content.assemble(*parts)
 
     def _lens_content(self, layers) -> Content:
         parts: list = [("Logit lens: the top token read from each layer's hidden state at the last position\n\n", "dim")]

@@ -112,7 +112,13 @@ async def test_surprisal_view_uses_real_probabilities():
         backend = app.session.loaded("chat")
         ids = list(s.explorer.ids)
         paris = backend.next_token(ids[:-1], 1, [ids[-1]]).queried[0][1]
+        await pilot.press("end")  # select the last token
+        out = shown(s.query_one("#surprisal"))
         assert f"'·Paris' at {len(ids) - 1}: p={paris:.4f}" in out
+        await pilot.press("left")
+        is_id = ids[-2]
+        p_is = backend.next_token(ids[:-2], 1, [is_id]).queried[0][1]
+        assert f"'·is' at {len(ids) - 2}: p={p_is:.4f}" in shown(s.query_one("#surprisal"))
 
 
 async def test_lens_on_llama_cpp_says_why_and_auto_step_runs():
