@@ -100,12 +100,13 @@ def _merge_positions(match):
 
 def train_bpe(data: bytes, vocab_size: int, split_pat: str | None = None,
               progress: Callable[[TrainProgress], None] | None = None,
-              cancel: threading.Event | None = None) -> tuple[list[Merge], dict[int, bytes]]:
+              cancel: threading.Event | None = None, return_ids: bool = False):
     """Train a byte-level BPE with `vocab_size - 256` merges on `data`.
 
     `split_pat` (a tiktoken-style regex) keeps merges inside chunks, as GPT tokenizers do;
     None trains on the raw byte stream (the talk's first example). Ties go to the pair seen
-    first. Returns the merges in order and the bytes of every id.
+    first. Returns the merges in order and the bytes of every id (and, with `return_ids`,
+    the training data encoded with them).
     """
     import numpy as np
 
@@ -156,6 +157,8 @@ def train_bpe(data: bytes, vocab_size: int, split_pat: str | None = None,
         merges.append(merge)
         if progress is not None:
             progress(TrainProgress(k + 1, n_merges, merge))
+    if return_ids:
+        return merges, pieces, ids.tolist()
     return merges, pieces
 
 

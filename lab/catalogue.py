@@ -146,6 +146,9 @@ def _slug(text: str) -> str:
 def discover(include_builtin: bool = True) -> list[CatalogueEntry]:
     """Every model the lab can find on this machine, with where it came from."""
     found: list[CatalogueEntry] = builtin_entries() if include_builtin else []
+    tiny = cache_dir() / "tiny" / "ckpt.pt"
+    if include_builtin and tiny.exists():
+        found.append(CatalogueEntry("tiny", str(tiny), "tiny", "trained by the lab", tiny.stat().st_size))
     for root in _lmstudio_dirs():
         if root.is_dir():
             for f in sorted(root.rglob("*.gguf")):
@@ -196,6 +199,15 @@ def resolve(spec: str) -> CatalogueEntry:
     if not spec:
         raise UnknownModelError("no model name given.")
     name = ALIASES.get(spec.lower(), spec.lower())
+    if name == "tiny":
+        path = cache_dir() / "tiny" / "ckpt.pt"
+        if not path.exists():
+            raise ModelNotFoundError("the tiny model has not been trained yet.",
+                                     "Train it on the Training screen or with `deepdive-lab train`.")
+        return CatalogueEntry("tiny", str(path), "tiny", "trained by the lab", path.stat().st_size)
+    if spec.endswith(".pt") and os.path.exists(os.path.expanduser(spec)):
+        p = Path(os.path.expanduser(spec))
+        return CatalogueEntry(_slug(p.stem), str(p), "tiny", "file", p.stat().st_size)
     if name in (CHAT_DEFAULT, BASE_DEFAULT):
         for e in builtin_entries():
             if e.name == name:
@@ -250,6 +262,10 @@ def load(spec: str | CatalogueEntry, backend: str = "auto", device: str = "auto"
     if backend not in ("auto", "llama.cpp", "llamacpp", "transformers", "hf"):
         raise LabError(f"unknown backend {backend!r}; use llama.cpp or transformers.")
     use_hf = backend in ("transformers", "hf") or (backend == "auto" and entry.kind in ("hf-folder", "hub"))
+    if entry.kind == "tiny":
+        from lab.backends.tiny import TinyBackend
+
+        return TinyBackend.load(entry)
     if entry.kind == "gguf" and not entry.path and entry.name == BASE_DEFAULT:
         entry = replace(entry, path=str(gemma_path(assemble=True)))
     if use_hf:

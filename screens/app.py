@@ -41,6 +41,10 @@ def _mode_screen(mode: str):
             from screens.tokens import TokensScreen
 
             return TokensScreen()
+        if mode == "training":
+            from screens.training import TrainingScreen
+
+            return TrainingScreen()
         if mode == "basechat":
             from screens.base_chat import BaseChatScreen
 
@@ -97,8 +101,14 @@ class LabApp(App):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
     ]
 
-    def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None) -> None:
+    def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None,
+                 training_dir: Path | None = None) -> None:
         super().__init__()
+        from lab.paths import cache_dir
+        from screens.training import TrainingRun
+
+        self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
+        self.training_dir = training_dir or cache_dir() / "tiny"
         self.session = session
         self.load_models = load_models
         self.screenshot_dir = screenshot_dir
@@ -184,12 +194,13 @@ class LabApp(App):
         self.notify(f"Saved {path}", title="Screenshot")
 
     def on_unmount(self) -> None:
+        self.training.shutdown()  # a run in progress stops with a final checkpoint
         self.session.close()
 
 
 def make_app(base_model: str | None = None, chat_model: str | None = None, device: str = "auto",
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
-             screenshot_dir: Path | None = None) -> LabApp:
+             screenshot_dir: Path | None = None, training_dir: Path | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -198,4 +209,4 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
         if chat_model:
             settings.chat_model = chat_model
         session = Session(settings)
-    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir)
+    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir)

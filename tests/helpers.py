@@ -21,7 +21,11 @@ def shared_session() -> Session:
 def make_test_app(**kwargs):
     from screens.app import make_app
 
+    import tempfile
+    from pathlib import Path
+
     kwargs.setdefault("session", shared_session())
+    kwargs.setdefault("training_dir", Path(tempfile.mkdtemp(prefix="deepdive-tiny-")))  # never the user's cache
     return make_app(**kwargs)
 
 

@@ -1,0 +1,390 @@
+"""Pretrain a tiny GPT: data, a training loop that yields events, checkpoints.
+
+    trainer = Trainer(PRESETS["cpu"])
+    for event in trainer.run():       # step, losses, tokens/s, MFU, ETA, samples, or why it stopped
+        print(event.line())
+
+Headless (no UI). `stop()` and `pause()`/`resume()` may be called from another thread; the
+loop checks them between steps. Checkpoints are written to a temporary file and renamed, so
+a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.paths import cache_dir, default_corpus
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # a text file; "" = the shipped Tiny Shakespeare corpus
+    tokenizer: str = "char"  # "char" or "bpe" (the lab's own byte-level BPE)
+    bpe_vocab: int = 512  # vocabulary size when tokenizer == "bpe"
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64  # context length
+    dropout: float = 0.0
+    batch_size: int = 12
+    max_iters: int = 2000
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4  # cosine decay ends here
+    warmup_iters: int = 100
+    lr_decay_iters: int = 2000
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # 0 = off
+    eval_interval: int = 250  # steps between validation runs
+    eval_iters: int = 20  # batches per validation estimate
+    sample_interval: int = 250  # steps between text samples (0 = none)
+    sample_tokens: int = 160
+    val_fraction: float = 0.1
+    device: str = "auto"
+    seed: int = 1337
+    out_dir: str = ""  # checkpoints; "" = the lab cache's tiny/ folder
+    checkpoint_interval: int = 0  # steps between checkpoints (0: only at the end or on stop)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # nanoGPT's CPU Shakespeare configuration from its README: learns in a few minutes on a laptop.
+    "cpu": TrainConfig(),
+    # A minute-long demo on a CPU: smaller and shorter.
+    "cpu-quick": TrainConfig(n_layer=2, n_head=2, n_embd=64, block_size=32, batch_size=16, max_iters=400,
+                             lr_decay_iters=400, warmup_iters=20, eval_interval=50, sample_interval=50),
+    # GPU presets.
+    "gpu-small": TrainConfig(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, dropout=0.2,
+                             max_iters=5000, lr_decay_iters=5000, eval_interval=500, sample_interval=500),
+    "gpu-gpt2": TrainConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=16, tokenizer="bpe",
+                            bpe_vocab=4096, max_iters=2000, lr_decay_iters=2000, learning_rate=6e-4, min_lr=6e-5,
+                            beta2=0.95, eval_interval=500, sample_interval=500),
+}
+
+# Dense bf16 peak FLOP/s of known accelerators, for MFU.
+PEAK_FLOPS = {"H100": 989.5e12, "H200": 989.5e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    step: int
+    max_iters: int
+    train_loss: float | None = None  # this step's training loss
+    val_loss: float | None = None  # set on evaluation steps
+    eval_train_loss: float | None = None  # averaged over eval_iters batches, on evaluation steps
+    tokens_per_sec: float = 0.0
+    mfu: float | None = None  # model FLOPs utilisation (None where the peak is unknown, e.g. CPUs)
+    lr: float = 0.0
+    elapsed: float = 0.0
+    eta: float = 0.0
+    device: str = "cpu"
+    sample: str | None = None
+    stopped: str = ""  # why training ended: "done", "stopped", "nan", "exploding loss"
+    checkpoint: str = ""  # path written at this step, if any
+
+    def line(self) -> str:
+        parts = [f"step {self.step}/{self.max_iters}"]
+        if self.train_loss is not None:
+            parts.append(f"loss {self.train_loss:.4f}")
+        if self.val_loss is not None:
+            parts.append(f"val {self.val_loss:.4f} (train {self.eval_train_loss:.4f})")
+        parts += [f"lr {self.lr:.2e}", f"{self.tokens_per_sec:,.0f} tok/s",
+                  f"mfu {self.mfu * 100:.1f}%" if self.mfu is not None else "mfu n/a",
+                  f"elapsed {self.elapsed:.1f}s", f"eta {self.eta:.0f}s", self.device]
+        out = " · ".join(parts)
+        if self.sample is not None:
+            out += "\n--- sample ---\n" + self.sample + "\n--------------"
+        if self.checkpoint:
+            out += f"\ncheckpoint {self.checkpoint}"
+        if self.stopped:
+            out += f"\nstopped: {self.stopped}"
+        return out
+
+
+@dataclass
+class Corpus:
+    """Token ids of a text with its vocabulary (pieces as bytes)."""
+
+    kind: str
+    pieces: list[bytes]  # id -> bytes
+    ids: list[int] = field(repr=False, default_factory=list)
+
+    @classmethod
+    def load(cls, cfg: TrainConfig) -> "Corpus":
+        path = Path(cfg.data) if cfg.data else default_corpus()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise LabError(f"cannot read the training text {path}: {exc.strerror or exc}.") from exc
+        if len(raw) < 10 * (cfg.block_size + 1):
+            raise LabError(f"{path.name} is too short to train on ({len(raw)} bytes).")
+        if cfg.tokenizer == "char":
+            text = raw.decode("utf-8", errors="replace")
+            chars = sorted(set(text))
+            index = {c: i for i, c in enumerate(chars)}
+            return cls("char", [c.encode("utf-8") for c in chars], [index[c] for c in text])
+        if cfg.tokenizer == "bpe":
+            from lab.bpe import train_bpe
+
+            merges, pieces, ids = train_bpe(raw, cfg.bpe_vocab, return_ids=True)
+            return cls("bpe", [pieces[i] for i in range(256 + len(merges))], ids)
+        raise LabError(f"unknown tokenizer {cfg.tokenizer!r}; use char or bpe.")
+
+    def encode(self, text: str) -> list[int]:
+        if self.kind == "char":
+            index = {p.decode("utf-8"): i for i, p in enumerate(self.pieces)}
+            missing = sorted({c for c in text if c not in index})
+            if missing:
+                raise LabError(f"the tiny model never saw {''.join(missing)[:20]!r} in its training text.")
+            return [index[c] for c in text]
+        from lab.bpe import Merge, encode_with_merges
+
+        merges = [Merge((self._pair(i)), i, 0, self.pieces[i]) for i in range(256, len(self.pieces))]
+        return encode_with_merges(text.encode("utf-8"), merges)
+
+    def _pair(self, i: int) -> tuple[int, int]:
+        # Recover each merge's pair from the pieces: the split whose halves are both earlier ids.
+        by_piece = {p: j for j, p in enumerate(self.pieces[:i])}
+        piece = self.pieces[i]
+        for cut in range(1, len(piece)):
+            a, b = by_piece.get(piece[:cut]), by_piece.get(piece[cut:])
+            if a is not None and b is not None:
+                return a, b
+        raise LabError("the BPE vocabulary is inconsistent.")
+
+    def decode(self, ids: list[int]) -> str:
+        return b"".join(self.pieces[i] for i in ids).decode("utf-8", errors="replace")
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to min_lr at lr_decay_iters."""
+    if step < cfg.warmup_iters:
+        return cfg.learning_rate * (step + 1) / (cfg.warmup_iters + 1)
+    if step > cfg.lr_decay_iters:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_iters) / max(1, cfg.lr_decay_iters - cfg.warmup_iters)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.learning_rate - cfg.min_lr)
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash mid-write keeps the old file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, corpus: Corpus | None = None) -> None:
+        import torch
+
+        from lab.devices import pick_torch_device
+        from lab.gpt import GPT, GPTConfig
+
+        self.cfg = cfg
+        self.corpus = corpus or Corpus.load(cfg)
+        self.device = pick_torch_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        data = torch.tensor(self.corpus.ids, dtype=torch.long)
+        n_val = max(cfg.block_size + 2, int(len(data) * cfg.val_fraction))
+        self.train_data, self.val_data = data[:-n_val], data[-n_val:]
+        self.model_cfg = GPTConfig(vocab_size=len(self.corpus.pieces), block_size=cfg.block_size, n_layer=cfg.n_layer,
+                                   n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+        self.model = GPT(self.model_cfg).to(self.device)
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}],
+                                           lr=cfg.learning_rate, betas=(0.9, cfg.beta2),
+                                           fused=self.device == "cuda")
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.out_dir = Path(cfg.out_dir) if cfg.out_dir else cache_dir() / "tiny"
+        self.autocast = None
+        if self.device == "cuda" and torch.cuda.is_bf16_supported():
+            self.autocast = torch.bfloat16
+        self.peak_flops = None
+        if self.device == "cuda":
+            name = torch.cuda.get_device_name(0)
+            self.peak_flops = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+
+    # ---- control from another thread -------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    # ---- data --------------------------------------------------------------------------
+    def batch(self, split: str):
+        import torch
+
+        data = self.train_data if split == "train" else self.val_data
+        ix = torch.randint(len(data) - self.cfg.block_size - 1, (self.cfg.batch_size,), generator=self.generator)
+        offsets = ix[:, None] + torch.arange(self.cfg.block_size + 1)
+        chunk = data[offsets]
+        x, y = chunk[:, :-1], chunk[:, 1:]
+        if self.device == "cuda":
+            return x.pin_memory().to("cuda", non_blocking=True), y.pin_memory().to("cuda", non_blocking=True)
+        return x.to(self.device), y.to(self.device)
+
+    def _forward(self, x, y):
+        import torch
+
+        if self.autocast is not None:
+            with torch.autocast("cuda", dtype=self.autocast):
+                return self.model(x, y)
+        return self.model(x, y)
+
+    def evaluate(self) -> tuple[float, float]:
+        """(train, val) loss, each the mean over eval_iters batches."""
+        import torch
+
+        out = []
+        self.model.eval()
+        with torch.no_grad():
+            for split in ("train", "val"):
+                losses = [float(self._forward(*self.batch(split))[1]) for _ in range(self.cfg.eval_iters)]
+                out.append(sum(losses) / len(losses))
+        self.model.train()
+        return out[0], out[1]
+
+    def sample(self, tokens: int | None = None, seed: int = 0) -> str:
+        import torch
+
+        self.model.eval()
+        start = self.corpus.encode("\n") if self.corpus.kind == "char" and b"\n" in self.corpus.pieces else [0]
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        idx = torch.tensor([start], dtype=torch.long, device=self.device)
+        out = self.model.generate(idx, tokens or self.cfg.sample_tokens, generator=g)
+        self.model.train()
+        return self.corpus.decode(out[0, len(start):].tolist())
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "ckpt.pt"
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or self.checkpoint_path()
+        save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "model_config": self.model_cfg.to_dict(), "train_config": asdict(self.cfg),
+                     "step": self.step, "corpus_kind": self.corpus.kind, "pieces": self.corpus.pieces,
+                     "generator": self.generator.get_state()}, path)
+        return path
+
+    @classmethod
+    def resume_from(cls, path: str | Path, **overrides) -> "Trainer":
+        """A trainer that continues from a checkpoint (optionally with a longer max_iters, say)."""
+        ckpt = load_checkpoint(path)
+        names = {f.name for f in fields(TrainConfig)}
+        cfg = replace(TrainConfig(**{k: v for k, v in ckpt["train_config"].items() if k in names}), **overrides)
+        corpus = Corpus.load(cfg)
+        if corpus.pieces != list(ckpt["pieces"]):
+            raise LabError("the training text no longer matches the checkpoint's vocabulary; "
+                           "resume with the same data file.")
+        t = cls(cfg, corpus)
+        t.model.load_state_dict(ckpt["model"])
+        t.optimizer.load_state_dict(ckpt["optimizer"])
+        t.step = int(ckpt["step"])
+        t.generator.set_state(ckpt["generator"])
+        return t
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self):
+        """Train until max_iters or stop(); yields a TrainEvent per step."""
+        import torch
+
+        cfg = self.cfg
+        tokens_per_step = cfg.batch_size * cfg.block_size
+        flops_per_token = self.model.flops_per_token()
+        t_start = time.perf_counter()
+        recent: list[float] = []
+        first_losses: list[float] = []
+        self.model.train()
+        while True:
+            if not self._running.is_set():
+                self._running.wait()
+            if self._stop.is_set():
+                path = self.save()
+                yield TrainEvent(self.step, cfg.max_iters, device=self.device, stopped="stopped",
+                                 checkpoint=str(path), elapsed=time.perf_counter() - t_start)
+                return
+            step = self.step
+            evaluate = step % cfg.eval_interval == 0 or step == cfg.max_iters
+            sample = cfg.sample_interval and (step % cfg.sample_interval == 0 or step == cfg.max_iters)
+            ev_train = ev_val = None
+            if evaluate:
+                ev_train, ev_val = self.evaluate()
+            text = self.sample(seed=step) if sample else None
+            if step >= cfg.max_iters:
+                path = self.save()
+                yield TrainEvent(step, cfg.max_iters, val_loss=ev_val, eval_train_loss=ev_train, device=self.device,
+                                 sample=text, stopped="done", checkpoint=str(path),
+                                 elapsed=time.perf_counter() - t_start)
+                return
+            lr = _lr(cfg, step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            t0 = time.perf_counter()
+            x, y = self.batch("train")
+            _, loss = self._forward(x, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            value = loss.detach().item()
+            dt = time.perf_counter() - t0
+            recent = (recent + [dt])[-20:]
+            tps = tokens_per_step * len(recent) / sum(recent)
+            mfu = flops_per_token * tps / self.peak_flops if self.peak_flops else None
+            elapsed = time.perf_counter() - t_start
+            eta = (cfg.max_iters - step - 1) * sum(recent) / len(recent)
+            self.step = step + 1
+            if len(first_losses) < 10:
+                first_losses.append(value)
+            reason = ""
+            if not math.isfinite(value):
+                reason = "nan: the loss is not a finite number (NaN or inf)"
+            elif len(first_losses) == 10 and value > 3 * max(first_losses):
+                reason = f"exploding loss: {value:.3g} is over 3x the first steps' {max(first_losses):.3g}"
+            checkpoint = ""
+            if not reason and cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
+                checkpoint = str(self.save())
+            yield TrainEvent(step, cfg.max_iters, value, ev_val, ev_train, tps, mfu, lr, elapsed, eta, self.device,
+                             text, f"{reason}" if reason else "", checkpoint)
+            if reason:
+                return
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    import torch
+
+    p = Path(path)
+    if not p.exists():
+        raise LabError(f"no checkpoint at {p}.", "Train one first: `deepdive-lab train`.")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise LabError(f"{p.name} is not a readable checkpoint ({exc.__class__.__name__}).") from exc
