@@ -42,6 +42,7 @@ class Backend(ABC):
 
     info: ModelInfo
     capabilities: Capabilities
+    sliding_window = False  # True: a sequence longer than the context is read through its last window
 
     def __init__(self) -> None:
         # Tokens actually run through the network since load (prefix-cache hits excluded).
@@ -224,7 +225,7 @@ class Backend(ABC):
         bad = [i for i in ids if not 0 <= i < self.info.vocab_size]
         if bad:
             raise LabError(f"token id {bad[0]} is outside the vocabulary (0..{self.info.vocab_size - 1}).")
-        if len(ids) > self.info.context_length:
+        if len(ids) > self.info.context_length and not self.sliding_window:
             raise LabError(f"{len(ids)} tokens do not fit the context window of {self.info.context_length}.")
         return ids
 
@@ -263,7 +264,7 @@ class Generation:
             if self.cancel is not None and self.cancel.is_set():
                 reason = "cancelled"
                 break
-            if len(ids) >= b.info.context_length:
+            if len(ids) >= b.info.context_length and not b.sliding_window:
                 reason = "context"
                 break
             with b.lock:

@@ -13,6 +13,7 @@ from lab.types import Capabilities, CatalogueEntry, ModelInfo
 
 
 class TinyBackend(Backend):
+    sliding_window = True  # the tiny GPT reads the last block_size tokens, like nanoGPT's generate
     def __init__(self, model, corpus, info: ModelInfo) -> None:
         super().__init__()
         import torch
@@ -61,12 +62,3 @@ class TinyBackend(Backend):
             logits, _ = self.model(torch.tensor([window], dtype=torch.long))
         self.tokens_evaluated += len(window)
         return logits[0, -1].float().numpy()
-
-    def _check_ids(self, ids):
-        ids = [int(i) for i in ids]
-        if not ids:
-            raise LabError("the sequence is empty: give at least one token.")
-        bad = [i for i in ids if not 0 <= i < self.info.vocab_size]
-        if bad:
-            raise LabError(f"token id {bad[0]} is outside the vocabulary (0..{self.info.vocab_size - 1}).")
-        return ids  # longer than the context: the window slides
