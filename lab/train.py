@@ -332,6 +332,7 @@ class Trainer:
         t_start = time.perf_counter()
         recent: list[float] = []
         first_losses: list[float] = []
+        prefetched = None
         self.model.train()
         while True:
             if not self._running.is_set():
@@ -358,13 +359,16 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             t0 = time.perf_counter()
-            x, y = self.batch("train")
+            x, y = prefetched if prefetched is not None else self.batch("train")
+            prefetched = None
             _, loss = self._forward(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
+            if self.device == "cuda":  # gather the next batch on the CPU while the GPU finishes this step
+                prefetched = self.batch("train")
             value = loss.detach().item()
             dt = time.perf_counter() - t0
             recent = (recent + [dt])[-20:]
