@@ -18,7 +18,7 @@ from lab.train import PRESETS, Trainer
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--no-compile", action="store_true")
     args = ap.parse_args()
     import torch
@@ -40,7 +40,8 @@ def main() -> None:
                 print(f"step {ev.step} loss {ev.train_loss:.3f} {ev.tokens_per_sec:,.0f} tok/s "
                       f"mfu {ev.mfu * 100 if ev.mfu else float('nan'):.1f}%", flush=True)
     print(f"median over steps 10-{args.steps}: {statistics.median(tps):,.0f} tok/s, "
-          f"MFU {statistics.median(mfu) * 100:.1f}% (target >= 45% on an H100)")
+          f"MFU {statistics.median(mfu) * 100:.1f}% (target >= 45% on an H100); "
+          f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
 
 if __name__ == "__main__":
