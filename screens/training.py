@@ -148,9 +148,13 @@ class TrainingScreen(Screen):
     @staticmethod
     def _train(run: TrainingRun, cfg) -> None:
         """Worker thread: build the trainer and record every event."""
+        from lab.devices import pick_torch_device
         from lab.train import Trainer
 
         try:
+            if run.preset.startswith("gpu") and pick_torch_device(cfg.device) == "cpu":
+                raise LabError(f"the {run.preset} preset is sized for a GPU and this machine has none "
+                               "(it would need tens of GB of memory on the CPU); press n for cpu or cpu-quick.")
             trainer = Trainer(cfg)
         except (LabError, RuntimeError, MemoryError) as exc:
             with run.lock:

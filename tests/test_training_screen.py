@@ -77,3 +77,17 @@ def test_training_screen_snapshot(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, run_before=run_before, terminal_size=(120, 34))
+
+
+async def test_gpu_preset_on_a_cpu_machine_is_refused_with_a_reason(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # the refusal is for machines without a GPU
+    app = make_test_app(load_models=False, training_dir=tmp_path)
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.press("f5", "n", "n", "n", "s")  # cpu-quick -> cpu -> gpu-small -> gpu-gpt2, start
+        assert await wait_for(pilot, lambda: app.training.state == "failed")
+        await pilot.pause(0.3)
+        assert "sized for a GPU" in shown(app.screen.query_one("#train-readout"))
+        assert app.is_running
