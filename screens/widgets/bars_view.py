@@ -55,7 +55,7 @@ class BarsView(Static, can_focus=True):
         style = lambda name: self.get_visual_style(f"bars-view--{name}")  # noqa: E731
         raw, filt, dim, piece = style("raw"), style("filtered"), style("dim"), style("piece")
         parts: list = [(header, dim), "\n",
-                       (f"{'#':>2} {'token':<16} {'model p':>8} {'':<{BAR_WIDTH}} {'logp':>7} {'id':>7}   "
+                       (f"{'#':>2} {'token':<16} {'model p':>9} {'':<{BAR_WIDTH}} {'logp':>8} {'id':>7}   "
                         f"{'after filters':>13}\n", dim)]
         for rank, row in enumerate(rows, start=1):
             text = label(row.piece, show_whitespace=True)
