@@ -14,6 +14,8 @@ import asyncio
 import statistics
 import time
 
+from tokens_ui import track_repaints  # bench/ is on the path when a bench script runs
+
 
 def raw_decodes(path: str, prefix: list[int], steps: int) -> list[float]:
     from llama_cpp import Llama
@@ -57,15 +59,7 @@ async def screen_steps(steps: int) -> tuple[list[float], list[int], str, int]:
         await pilot.press("escape")
         prefix = list(screen.explorer.ids)
         model_path = backend.llm.model_path
-        ends: list[float] = []
-        original = screen._compositor_refresh
-
-        def refresh(*a, **k):
-            r = original(*a, **k)
-            ends.append(time.perf_counter())
-            return r
-
-        screen._compositor_refresh = refresh
+        ends = track_repaints(screen)
         for _ in range(steps):
             n = len(screen.explorer.ids)
             ends.clear()

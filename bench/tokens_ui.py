@@ -64,10 +64,9 @@ def launch(code: str) -> float:
     return float(out.strip().splitlines()[-1]) - t0
 
 
-def _track_repaints(app) -> list[float]:
+def track_repaints(screen) -> list[float]:
     """Record when each screen repaint finishes (wrapping the screen's compositor refresh)."""
     ends: list[float] = []
-    screen = app.screen
     original = screen._compositor_refresh
 
     def refresh(*args, **kwargs):
@@ -105,7 +104,7 @@ async def keystrokes(n: int, bare: bool = False) -> list[float]:
         await pilot.pause()
         area.move_cursor((0, 0))
         await pilot.pause()
-        ends = _track_repaints(app)
+        ends = track_repaints(app.screen)
         for i in range(n):
             ends.clear()
             t0 = time.perf_counter()

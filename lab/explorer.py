@@ -4,13 +4,12 @@ Headless state behind the Next-token screen. It keeps the logits of the current 
 so temperature, top-k and top-p views are pure functions of them (no new forward pass);
 extending the sequence by one token costs one decode thanks to the backend's KV cache.
 History is a list of states; undo moves back, appending after an undo branches (the
-states ahead are dropped), and any state can be jumped back to.
+states ahead are dropped), and redo moves forward again.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,6 @@ import numpy as np
 from lab.errors import LabError
 from lab.sampling import (SamplingSettings, entropy, log_softmax, logsumexp, make_rng, sample, sampling_probs,
                           top_indices)
-from lab.types import Distribution, TokenProb
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,6 @@ class Explorer:
         self.position += 1
         return True
 
-    def jump(self, index: int) -> None:
-        if not 0 <= index < len(self.history):
-            raise LabError(f"no state {index} in the history (0..{len(self.history) - 1}).")
-        self.position = index
-
-    # ---- distributions ---------------------------------------------------------------
     def logits(self) -> np.ndarray:
         """Logits after the current state (cached; computing them is the only model call)."""
         key = self.ids
@@ -103,9 +95,6 @@ class Explorer:
     def cached(self, ids: tuple[int, ...]) -> np.ndarray | None:
         """The logits after `ids` if they were computed already (never calls the model)."""
         return self._cache.get(ids)
-
-    def distribution(self, top_k: int = 10, query_ids: Sequence[int] = ()) -> Distribution:
-        return self.backend.distribution_from_logits(self.logits(), len(self.ids), top_k, query_ids)
 
     def filtered(self, settings: SamplingSettings, top_k: int = 10,
                  logits: np.ndarray | None = None) -> list[FilteredRow]:
@@ -126,9 +115,6 @@ class Explorer:
     @staticmethod
     def entropy(logits: np.ndarray) -> float:
         return entropy(log_softmax(logits))
-
-    def candidates(self, top_k: int = 9) -> tuple[TokenProb, ...]:
-        return self.distribution(top_k).top
 
     def sample(self, settings: SamplingSettings, seed: int) -> int:
         """The token the sampler draws with `seed` (temperature 0: the argmax)."""

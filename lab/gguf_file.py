@@ -40,14 +40,6 @@ _FTYPES = {
 }
 
 
-def is_gguf(path: str | os.PathLike) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
-
-
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 
@@ -177,8 +169,3 @@ def inspect_gguf(path: str | os.PathLike) -> GGUFSummary:
         file_type=_FTYPES.get(int(ftype), f"type {ftype}") if ftype is not None else "unknown",
         has_chat_template="tokenizer.chat_template" in meta,
     )
-
-
-def chat_template_of(path: str | os.PathLike) -> str | None:
-    value = read_header(path)[0].get("tokenizer.chat_template")
-    return str(value) if value else None

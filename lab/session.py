@@ -75,18 +75,6 @@ class Session:
                 self._backends[role] = backend
             return backend
 
-    def set_model(self, role: str, name: str) -> None:
-        """Use another model for `role`; it loads on the next `load(role)`."""
-        with self._role_locks[role], self._lock:
-            old = self._backends.pop(role, None)
-            self._errors.pop(role, None)
-            if role == "chat":
-                self.settings.chat_model = name
-            else:
-                self.settings.base_model = name
-            if old is not None and old not in self._backends.values():
-                old.close()
-
     def close(self) -> None:
         with self._lock:
             backends, self._backends = list(self._backends.values()), {}

@@ -145,16 +145,6 @@ class Segmenter:
         return self.spans(start, start + size)
 
 
-def segment(text: str, ids: Sequence[int], token_bytes: Callable[[int], bytes], limit: int | None = None) -> list[TokenSpan]:
-    """Map the first `limit` tokens to the characters of `text` they cover.
-
-    A character is owned by the token holding its first byte, so spans never overlap and
-    every character belongs to exactly one span. Raises ValueError if the pieces do not
-    rebuild the text's bytes (a tokenizer that does not round-trip).
-    """
-    return Segmenter(text, ids, token_bytes).spans(0, limit)
-
-
 @dataclass(frozen=True)
 class TokenStats:
     tokens: int

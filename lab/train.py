@@ -142,25 +142,37 @@ class Corpus:
 
     def encode(self, text: str) -> list[int]:
         if self.kind == "char":
-            index = {p.decode("utf-8"): i for i, p in enumerate(self.pieces)}
+            index = self._lookup()
             missing = sorted({c for c in text if c not in index})
             if missing:
                 raise LabError(f"the tiny model never saw {''.join(missing)[:20]!r} in its training text.")
             return [index[c] for c in text]
-        from lab.bpe import Merge, encode_with_merges
+        from lab.bpe import encode_with_merges
 
-        merges = [Merge((self._pair(i)), i, 0, self.pieces[i]) for i in range(256, len(self.pieces))]
-        return encode_with_merges(text.encode("utf-8"), merges)
+        return encode_with_merges(text.encode("utf-8"), self._lookup())
 
-    def _pair(self, i: int) -> tuple[int, int]:
-        # Recover each merge's pair from the pieces: the split whose halves are both earlier ids.
-        by_piece = {p: j for j, p in enumerate(self.pieces[:i])}
-        piece = self.pieces[i]
-        for cut in range(1, len(piece)):
-            a, b = by_piece.get(piece[:cut]), by_piece.get(piece[cut:])
-            if a is not None and b is not None:
-                return a, b
-        raise LabError("the BPE vocabulary is inconsistent.")
+    def _lookup(self):
+        """Built once: char -> id, or the BPE merges recovered from the pieces."""
+        cached = self.__dict__.get("_cached_lookup")
+        if cached is not None:
+            return cached
+        if self.kind == "char":
+            cached = {p.decode("utf-8"): i for i, p in enumerate(self.pieces)}
+        else:
+            from lab.bpe import Merge
+
+            by_piece: dict[bytes, int] = {}
+            cached = []
+            for i, piece in enumerate(self.pieces):
+                if i >= 256:  # each merge: the split of its piece into two earlier ids
+                    pair = next(((by_piece[piece[:c]], by_piece[piece[c:]]) for c in range(1, len(piece))
+                                 if piece[:c] in by_piece and piece[c:] in by_piece), None)
+                    if pair is None:
+                        raise LabError("the BPE vocabulary is inconsistent.")
+                    cached.append(Merge(pair, i, 0, piece))
+                by_piece.setdefault(piece, i)
+        self.__dict__["_cached_lookup"] = cached
+        return cached
 
     def decode(self, ids: list[int]) -> str:
         return b"".join(self.pieces[i] for i in ids).decode("utf-8", errors="replace")

@@ -6,7 +6,7 @@ probabilities are floats. A screen can keep, compare and render these freely.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -152,4 +152,3 @@ class CatalogueEntry:
     size_bytes: int = 0
     role: str = ""  # "chat", "base" or ""
     hub_id: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)

@@ -26,33 +26,26 @@ AREAS = {  # mode name -> (title, key, footer label)
     "training": ("Training", "f5", "Training"),
 }
 
-BLURBS = {
-    "next": "The probability of every possible next token; temperature and sampling; "
-            "choose the next token yourself; the prediction forming layer by layer.",
-    "basechat": "A base model that dreams documents beside an assistant that sees a chat template.",
+BLURBS = {  # areas whose screen has not landed yet
     "failures": "Strawberry, 9.9 vs 9.11, spelling: why (tokens), and the fixes (thinking in tokens, tools).",
-    "training": "Pretrain a tiny GPT live: the loss falls while the samples turn into text.",
+}
+
+
+SCREENS = {  # mode name -> (module, class); imported when the mode is first shown
+    "tokens": ("screens.tokens", "TokensScreen"),
+    "next": ("screens.next_token", "NextTokenScreen"),
+    "basechat": ("screens.base_chat", "BaseChatScreen"),
+    "training": ("screens.training", "TrainingScreen"),
 }
 
 
 def _mode_screen(mode: str):
     def build():
-        if mode == "tokens":
-            from screens.tokens import TokensScreen
+        import importlib
 
-            return TokensScreen()
-        if mode == "training":
-            from screens.training import TrainingScreen
-
-            return TrainingScreen()
-        if mode == "basechat":
-            from screens.base_chat import BaseChatScreen
-
-            return BaseChatScreen()
-        if mode == "next":
-            from screens.next_token import NextTokenScreen
-
-            return NextTokenScreen()
+        if mode in SCREENS:
+            module, name = SCREENS[mode]
+            return getattr(importlib.import_module(module), name)()
         from screens.placeholder import PlaceholderScreen
 
         return PlaceholderScreen(AREAS[mode][0], BLURBS[mode])

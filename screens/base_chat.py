@@ -162,8 +162,10 @@ class BaseChatScreen(Screen):
 
     def action_next_preset(self) -> None:
         names = list(PRESETS)
-        self.preset_index = (self.preset_index + 1) % len(names)
-        name = names[self.preset_index]
+        self.load_preset(names[(self.preset_index + 1) % len(names)])
+
+    def load_preset(self, name: str) -> None:
+        self.preset_index = list(PRESETS).index(name)
         self.query_one("#bc-prompt", Input).value = PRESETS[name]
         self.query_one("#bc-fewshot", Checkbox).value = name == "few-shot assistant"
         self.notify(f"Preset: {name}", timeout=2)
@@ -251,8 +253,4 @@ class BaseChatScreen(Screen):
         yield "basechat: re-roll", self.action_reroll, "Generate again with new seeds"
         yield "basechat: template view", self.action_toggle_template, "The exact text each model receives"
         for name in PRESETS:
-            yield f"basechat: preset {name}", (lambda n=name: self._load_preset(n)), "Load a talk preset"
-
-    def _load_preset(self, name: str) -> None:
-        self.preset_index = list(PRESETS).index(name) - 1
-        self.action_next_preset()
+            yield f"basechat: preset {name}", (lambda n=name: self.load_preset(n)), "Load a talk preset"

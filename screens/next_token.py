@@ -57,8 +57,8 @@ class NextTokenScreen(Screen):
         yield ModelStatus()
         yield TextArea(DEFAULT_PROMPT, id="next-prompt", soft_wrap=True, show_line_numbers=False)
         with Horizontal(id="next-controls"):
-            for name, value, width in (("temperature", "1.0", 8), ("top-k", "0", 6), ("top-p", "1.0", 7),
-                                       ("seed", "0", 8), ("k shown", "10", 5), ("auto N", "10", 5)):
+            for name, value in (("temperature", "1.0"), ("top-k", "0"), ("top-p", "1.0"), ("seed", "0"),
+                                ("k shown", "10"), ("auto N", "10")):
                 yield Label(name)
                 yield Input(value, id=f"next-{name.replace(' ', '-')}", classes="next-number", compact=True)
             yield Label("query")

@@ -95,11 +95,9 @@ class TokensScreen(Screen):
         self.show_ids = False
         self.show_ws = False
         self.show_bytes = False
-        self.last_count: dict[str, int] = {}
         self._train_pieces: dict[int, bytes] = {}
         self.built: set[str] = set()
         self._made: dict[str, object] = {}  # id -> widget of the views built on demand
-        self._segmenter = None  # (text, key, Segmenter) for the current encoding
         self._train_cancel: threading.Event | None = None
 
     # ---- layout ---------------------------------------------------------------------
@@ -156,7 +154,7 @@ class TokensScreen(Screen):
         self.built.add(view)
         self.query_one(f"#{view}", TabPane).mount_all(self._pane_widgets(view))
 
-    def _widget(self, selector: str, kind=None):
+    def _widget(self, selector: str):
         """A widget of a view by id, or None while that view has not been built."""
         return self._made.get(selector.lstrip("#"))
 
@@ -168,16 +166,10 @@ class TokensScreen(Screen):
 
     def on_mount(self) -> None:
         # Encodings load after the first frame: parsing their ranks would hold the GIL.
-        after = getattr(self.app, "after_first_frame", self.call_after_refresh)
-        after(self.load_tiktoken_encodings)
-        self.models_signal_subscribed()
+        self.app.after_first_frame(self.load_tiktoken_encodings)
+        self.app.models_changed.subscribe(self, lambda _=None: self.refresh_models())
         self.refresh_models()
         self.retokenize()
-
-    def models_signal_subscribed(self) -> None:
-        signal = getattr(self.app, "models_changed", None)
-        if signal is not None:
-            signal.subscribe(self, lambda _=None: self.refresh_models())
 
     # ---- encodings ------------------------------------------------------------------
     @work(thread=True, group="encodings", exit_on_error=False)
@@ -253,21 +245,15 @@ class TokensScreen(Screen):
             self.query_one("#tokens-stats", Static).update(f"{len(text):,} characters · counting…")
             self._tokenize_in_worker(text, self._needed_keys())
             return
-        results = {}
-        for key in self._needed_keys():
-            slot = self.slots[key]
-            if slot.encoding is not None:
-                results[key] = slot.encoding.encode(text)
-        self._show(text, results)
+        self._show(text, self._encode(text, self._needed_keys()))
+
+    def _encode(self, text: str, keys: set[str]) -> dict[str, list[int]]:
+        """Ids of `text` in each of the `keys` encodings that is loaded."""
+        return {key: self.slots[key].encoding.encode(text) for key in keys if self.slots[key].encoding is not None}
 
     @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
     def _tokenize_in_worker(self, text: str, keys: set[str]) -> None:
-        results = {}
-        for key in keys:
-            slot = self.slots[key]
-            if slot.encoding is not None:
-                results[key] = slot.encoding.encode(text)
-        self.app.call_from_thread(self._show, text, results)
+        self.app.call_from_thread(self._show, text, self._encode(text, keys))
 
     def _cursor_char(self) -> int:
         area = self.query_one("#tokens-input", TextArea)
@@ -285,7 +271,6 @@ class TokensScreen(Screen):
                               layout=False)
         else:
             ids = results[self.current]
-            self.last_count[self.current] = len(ids)
             st = stats(text, ids)
             stats_line.update(Text.assemble(
                 (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ",
@@ -322,7 +307,7 @@ class TokensScreen(Screen):
         view.update(Text.assemble(("UTF-8 bytes of the text (0-255): ", "bold"), line + more))
 
     def _show_compare(self, text: str, results: dict[str, list[int]]) -> None:
-        target = self._widget("#compare-view", Static)
+        target = self._widget("#compare-view")
         if target is None:
             return
         parts: list = []
@@ -366,7 +351,7 @@ class TokensScreen(Screen):
         attr = {"ids": "show_ids", "ws": "show_ws", "bytes": "show_bytes"}[what]
         setattr(self, attr, not getattr(self, attr))
         self.retokenize()
-        replay_view = self._widget("#replay-view", ReplayView)
+        replay_view = self._widget("#replay-view")
         if what == "ws" and replay_view is not None:
             replay_view.refresh_view()
 
@@ -522,7 +507,7 @@ class TokensScreen(Screen):
     def refresh_chat(self) -> None:
         from lab.types import ChatMessage
 
-        view = self._widget("#chat-view", Static)
+        view = self._widget("#chat-view")
         if view is None:  # the chat view has not been opened yet
             return
         session = self.app.session

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult

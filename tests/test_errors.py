@@ -1,6 +1,5 @@
 """Bad inputs give typed errors with messages that say what to do; the engine stays usable."""
 
-import os
 import shutil
 
 import pytest

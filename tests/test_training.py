@@ -96,7 +96,9 @@ def test_tiny_model_opens_as_a_catalogue_backend(tmp_path, monkeypatch):
     assert math.isclose(sum(t.prob for t in dist.top), 1.0, abs_tol=1e-6)
     assert b.generate(ids, max_tokens=5).ids
     assert any(e.name == "tiny" for e in catalogue.discover())
-    with pytest.raises(Exception):
+    from lab.errors import LabError
+
+    with pytest.raises(LabError, match="never saw"):
         b.tokenize("日本語")  # characters it never saw: a clear error
 
 

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import inspect
+import itertools
 import os
 import shutil
 import warnings
@@ -81,8 +82,8 @@ class TransformersBackend(Backend):
             supports_gpu=device != "cpu",
             supports_kv_cache=True,
         )
-        vocab = tokenizer.get_vocab()
-        self._byte_level = any(t.startswith("Ġ") for t in list(vocab)[:5000])
+        # Byte-level BPE vocabularies (GPT-2 style) spell a leading space as "Ġ".
+        self._byte_level = any(t.startswith("Ġ") for t in itertools.islice(tokenizer.get_vocab(), 5000))
         self._special_ids = set(tokenizer.all_special_ids)
         for tid, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
             if getattr(added, "special", False):

@@ -227,11 +227,6 @@ class LlamaCppBackend(Backend):
         self._evaluated, self._last = ids, rows[-1].copy()
         return rows
 
-    def perf_counters(self) -> tuple[int, int]:
-        """llama.cpp's own counters: (prompt tokens evaluated, generated tokens evaluated)."""
-        data = self._lc.llama_perf_context(self._ctx)
-        return int(data.n_p_eval), int(data.n_eval)
-
     def close(self) -> None:
         llm, self.llm = self.llm, None
         if llm is not None:
