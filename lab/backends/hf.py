@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import io
 import inspect
-import itertools
 import os
 import shutil
 import warnings
@@ -82,8 +81,10 @@ class TransformersBackend(Backend):
             supports_gpu=device != "cpu",
             supports_kv_cache=True,
         )
-        # Byte-level BPE vocabularies (GPT-2 style) spell a leading space as "Ġ".
-        self._byte_level = any(t.startswith("Ġ") for t in itertools.islice(tokenizer.get_vocab(), 5000))
+        # Byte-level BPE vocabularies (GPT-2 style) spell a leading space as "Ġ", SentencePiece ones as "▁".
+        # Ask the tokenizer itself (its vocabulary's order is not stable, so sampling it is not an answer).
+        probe = tokenizer.convert_ids_to_tokens(tokenizer(" hello world", add_special_tokens=False)["input_ids"])
+        self._byte_level = any(p and p.startswith("Ġ") for p in probe)
         self._special_ids = set(tokenizer.all_special_ids)
         for tid, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
             if getattr(added, "special", False):
