@@ -26,15 +26,11 @@ AREAS = {  # mode name -> (title, key, footer label)
     "training": ("Training", "f5", "Training"),
 }
 
-BLURBS = {  # areas whose screen has not landed yet
-    "failures": "Strawberry, 9.9 vs 9.11, spelling: why (tokens), and the fixes (thinking in tokens, tools).",
-}
-
-
 SCREENS = {  # mode name -> (module, class); imported when the mode is first shown
     "tokens": ("screens.tokens", "TokensScreen"),
     "next": ("screens.next_token", "NextTokenScreen"),
     "basechat": ("screens.base_chat", "BaseChatScreen"),
+    "failures": ("screens.failures", "FailuresScreen"),
     "training": ("screens.training", "TrainingScreen"),
 }
 
@@ -43,12 +39,8 @@ def _mode_screen(mode: str):
     def build():
         import importlib
 
-        if mode in SCREENS:
-            module, name = SCREENS[mode]
-            return getattr(importlib.import_module(module), name)()
-        from screens.placeholder import PlaceholderScreen
-
-        return PlaceholderScreen(AREAS[mode][0], BLURBS[mode])
+        module, name = SCREENS[mode]
+        return getattr(importlib.import_module(module), name)()
 
     return build
 
@@ -95,13 +87,14 @@ class LabApp(App):
     ]
 
     def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None,
-                 training_dir: Path | None = None) -> None:
+                 training_dir: Path | None = None, failures_dir: Path | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
         from screens.training import TrainingRun
 
         self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
         self.training_dir = training_dir or cache_dir() / "tiny"
+        self.failures_dir = failures_dir or cache_dir() / "failures"  # cached answers of the failure demos
         self.session = session
         self.load_models = load_models
         self.screenshot_dir = screenshot_dir
@@ -193,7 +186,8 @@ class LabApp(App):
 
 def make_app(base_model: str | None = None, chat_model: str | None = None, device: str = "auto",
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
-             screenshot_dir: Path | None = None, training_dir: Path | None = None) -> LabApp:
+             screenshot_dir: Path | None = None, training_dir: Path | None = None,
+             failures_dir: Path | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -202,4 +196,5 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
         if chat_model:
             settings.chat_model = chat_model
         session = Session(settings)
-    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir)
+    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
+                  failures_dir=failures_dir)

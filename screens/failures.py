@@ -1,0 +1,284 @@
+"""Failures: jagged intelligence measured live, with its causes (tokens) and fixes (thinking
+in tokens, tools, working memory).
+
+Pick a card on the left; type your own word, letter or numbers; Ctrl+G samples the model N
+times per variant (seeds seed, seed+1, ...) and scores every answer with the checker shown.
+Answers are cached per model, prompt, seed and settings, so a rerun in a talk replays at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from lab.errors import LabError
+from lab.failures import CARD_BY_KEY, CARDS, AnswerCache, Experiment, make_prompt, word_tokens
+from lab.sampling import SamplingSettings
+from screens.widgets import ModelStatus
+from screens.widgets.card_info import CardInfo
+from screens.widgets.result_view import ResultView
+
+MAX_VARIANTS = 2
+
+
+class AnswerUpdate(Message):
+    """A new state of one answer, from the worker thread."""
+
+    def __init__(self, run: int, variant: int, index: int, answer) -> None:
+        super().__init__()
+        self.run, self.variant, self.index, self.answer = run, variant, index, answer
+
+
+class RunDone(Message):
+    def __init__(self, run: int, error: str = "") -> None:
+        super().__init__()
+        self.run, self.error = run, error
+
+
+class FailuresScreen(Screen):
+    """Demo cards: question, code-computed truth, tokens vs letters, real answers, pass rates."""
+
+    area_title = "Failures"
+
+    BINDINGS = [
+        Binding("ctrl+g", "run", "Run", id="failures.run", tooltip="Sample the model N times per variant"),
+        Binding("ctrl+r", "reroll", "Re-roll", id="failures.reroll", tooltip="Run again with the next N seeds"),
+        Binding("ctrl+l", "next_card", "Next card", id="failures.card", tooltip="Show the next demo card"),
+        Binding("ctrl+n", "switch_model", "Model", id="failures.model", tooltip="Ask the other model (chat/base)"),
+        Binding("escape", "cancel", "Cancel", id="failures.cancel", tooltip="Stop sampling"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.card = CARDS[0]
+        self.role = "chat"
+        self.run_id = 0
+        self.cancel = threading.Event()
+        self.running = False
+        self.experiment: Experiment | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ModelStatus()
+        with Horizontal(id="fl-main"):
+            yield OptionList(*(Option(c.title, id=c.key) for c in CARDS), id="fl-cards")
+            with Vertical(id="fl-card"):
+                yield Static(id="fl-blurb")
+                with ContentSwitcher(initial=f"fl-fields-{self.card.key}", id="fl-fields"):
+                    for card in CARDS:
+                        with Horizontal(id=f"fl-fields-{card.key}", classes="fl-field-row"):
+                            for f in card.fields:
+                                yield Label(f.label)
+                                box = Input(f.default, id=f"fl-{card.key}-{f.key}", compact=True)
+                                box.styles.width = f.width
+                                yield box
+                with Horizontal(id="fl-controls"):
+                    for name, value in (("samples", "10"), ("seed", "1"), ("temperature", "0.7")):
+                        yield Label(name)
+                        yield Input(value, id=f"fl-{name}", compact=True, classes="fl-number")
+                    yield Static(id="fl-model")
+                yield CardInfo(id="fl-info")
+                with Horizontal(id="fl-results"):
+                    for k in range(MAX_VARIANTS):
+                        yield ResultView(id=f"fl-result-{k}")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.app.models_changed.subscribe(self, lambda _=None: self.refresh_card())
+        self.query_one("#fl-cards", OptionList).highlighted = 0
+        self.show_card(self.card.key)
+
+    def on_screen_suspend(self) -> None:
+        self.action_cancel()
+
+    # ---- cards -----------------------------------------------------------------------------
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id and event.option.id != self.card.key:
+            self.show_card(event.option.id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_run()
+
+    def action_next_card(self) -> None:
+        keys = [c.key for c in CARDS]
+        self.show_card(keys[(keys.index(self.card.key) + 1) % len(keys)])
+
+    def show_card(self, key: str) -> None:
+        self.action_cancel()
+        self.card = CARD_BY_KEY[key]
+        self.query_one("#fl-fields", ContentSwitcher).current = f"fl-fields-{key}"
+        cards = self.query_one("#fl-cards", OptionList)
+        index = [c.key for c in CARDS].index(key)
+        if cards.highlighted != index:
+            with cards.prevent(OptionList.OptionHighlighted):  # not a second show_card from our own move
+                cards.highlighted = index
+        self.query_one("#fl-blurb", Static).update(f"[b]{self.card.title}[/b]  [dim]{self.card.blurb}[/dim]")
+        self.refresh_card(reset=True)
+
+    def values(self) -> dict[str, str]:
+        return {f.key: self.query_one(f"#fl-{self.card.key}-{f.key}", Input).value for f in self.card.fields}
+
+    def refresh_card(self, reset: bool = False) -> None:
+        """Rebuild the experiment from the typed values: question, truth and the model's tokens."""
+        info = self.query_one("#fl-info", CardInfo)
+        backend = self.app.session.loaded(self.role)
+        err = self.app.session.error(self.role)
+        name = self.app.session.model_name(self.role)
+        state = "ready" if backend else (f"failed to load: {err.message}" if err else "loading…")
+        self.query_one("#fl-model", Static).update(f"[dim]model[/dim] {name} ({self.role}) [dim]{state}[/dim]")
+        try:
+            self.experiment = self.card.experiment(self.values())
+        except LabError as exc:
+            self.experiment = None
+            info.show(None, error=str(exc))
+            if reset:
+                self._reset_results()
+            return
+        tokens, note = {}, ""
+        if backend is not None and self.experiment.words:
+            try:
+                prompt = make_prompt(backend, self.experiment.variants[0], self.role)
+                tokens = {w: word_tokens(backend, prompt, w) for w in self.experiment.words}
+            except LabError as exc:
+                note = str(exc)
+        elif err is not None:
+            note = f"the {self.role} model failed to load: {err.message}"
+        info.show(self.experiment, tokens, model_note=note)
+        if reset:
+            self._reset_results()
+
+    def _reset_results(self) -> None:
+        variants = self.experiment.variants if self.experiment else ()
+        for k, view in enumerate(self.query(ResultView)):
+            v = variants[k] if k < len(variants) else None
+            view.display = v is not None or k == 0
+            view.reset(v, 0, "Press Ctrl+G (or Enter in a box) to ask the model." if v else "")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id and event.input.id.startswith(f"fl-{self.card.key}-"):
+            self.action_cancel()
+            self.refresh_card(reset=True)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_run()
+
+    # ---- settings ------------------------------------------------------------------------------
+    def _number(self, name: str, kind, default, lo, hi):
+        try:
+            value = kind(self.query_one(f"#fl-{name}", Input).value)
+        except ValueError:
+            return default
+        return min(hi, max(lo, value))
+
+    def settings(self) -> SamplingSettings:
+        return SamplingSettings(temperature=self._number("temperature", float, 0.7, 0.0, 5.0), top_p=0.95)
+
+    def cache(self) -> AnswerCache:
+        folder = getattr(self.app, "failures_dir", None)
+        if folder is None:
+            from lab.paths import cache_dir
+
+            folder = cache_dir() / "failures"
+        return AnswerCache(Path(folder))
+
+    def action_switch_model(self) -> None:
+        self.action_cancel()
+        self.role = "base" if self.role == "chat" else "chat"
+        self.notify(f"Asking the {self.role} model: {self.app.session.model_name(self.role)}", timeout=2)
+        self.refresh_card(reset=True)
+
+    # ---- running ----------------------------------------------------------------------------------
+    def action_reroll(self) -> None:
+        n = self._number("samples", int, 10, 1, 100)
+        self.query_one("#fl-seed", Input).value = str(self._number("seed", int, 1, 0, 2**31) + n)
+        self.action_run()
+
+    def action_run(self, use_cache: bool = True) -> None:
+        self.action_cancel()
+        self.refresh_card()
+        experiment = self.experiment
+        if experiment is None:
+            return
+        backend = self.app.session.loaded(self.role)
+        views = list(self.query(ResultView))
+        if backend is None:
+            err = self.app.session.error(self.role)
+            views[0].reset(experiment.variants[0], 0, f"The {self.role} model failed to load: {err.message}" if err
+                           else f"The {self.role} model is still loading; try again in a moment.")
+            return
+        n = self._number("samples", int, 10, 1, 100)
+        seed = self._number("seed", int, 1, 0, 2**31)
+        settings = self.settings()
+        try:
+            prompts = [make_prompt(backend, v, self.role) for v in experiment.variants]
+        except LabError as exc:
+            views[0].reset(experiment.variants[0], 0, str(exc))
+            return
+        for k, v in enumerate(experiment.variants):
+            views[k].reset(v, n)
+        self.run_id += 1
+        self.cancel = threading.Event()
+        self.running = True
+        run, cancel, cache = self.run_id, self.cancel, self.cache()
+        self.run_worker(lambda: self._sample(backend, experiment, prompts, settings, n, seed, run, cancel, cache,
+                                             use_cache),
+                        name="failures", group="failures", thread=True, exclusive=True, exit_on_error=False)
+
+    def _sample(self, backend, experiment, prompts, settings, n, seed, run, cancel, cache, use_cache) -> None:
+        """Worker thread: answer i of every variant, then answer i+1, so pass rates grow side by side."""
+        from lab.failures import run_answers
+
+        try:
+            for i in range(n):
+                for k, (variant, prompt) in enumerate(zip(experiment.variants, prompts)):
+                    def emit(_, answer, k=k, i=i):
+                        self.post_message(AnswerUpdate(run, k, i, answer))
+                    run_answers(backend, variant, prompt, settings, [seed + i], emit, cancel, cache, use_cache)
+        except Exception as exc:  # never a traceback on screen: say what failed
+            self.post_message(RunDone(run, f"{exc.__class__.__name__}: {exc}"))
+            return
+        self.post_message(RunDone(run))
+
+    def on_answer_update(self, message: AnswerUpdate) -> None:
+        if message.run != self.run_id:
+            return
+        view = self.query_one(f"#fl-result-{message.variant}", ResultView)
+        if message.index < len(view.answers):
+            view.answers[message.index] = message.answer
+            view.redraw()
+
+    def on_run_done(self, message: RunDone) -> None:
+        if message.run != self.run_id:
+            return
+        self.running = False
+        if message.error:
+            view = self.query_one("#fl-result-0", ResultView)
+            view.message = f"the run stopped: {message.error}"
+            view.redraw()
+
+    def action_cancel(self) -> None:
+        self.cancel.set()
+        self.running = False
+
+    def action_run_fresh(self) -> None:
+        self.action_run(use_cache=False)
+
+    def action_clear_cache(self) -> None:
+        self.cache().clear()
+        self.notify("Cached answers cleared.", timeout=3)
+
+    def palette_commands(self):
+        yield "failures: run", self.action_run, "Sample the model N times per variant"
+        yield "failures: re-roll", self.action_reroll, "Run again with the next N seeds"
+        yield "failures: run without the cache", self.action_run_fresh, "Sample again even where answers are cached"
+        yield "failures: clear cached answers", self.action_clear_cache, "Forget every cached answer"
+        yield "failures: switch model", self.action_switch_model, "Ask the other model (chat/base)"
+        for card in CARDS:
+            yield f"failures: card {card.title.lower()}", (lambda k=card.key: self.show_card(k)), card.blurb
