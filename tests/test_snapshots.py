@@ -96,3 +96,23 @@ def test_base_chat_snapshot(snap_compare, name):
         await pilot.pause()
 
     assert snap_compare(make_test_app(), run_before=run_before, terminal_size=(130, 36))
+
+
+@pytest.mark.parametrize("card,samples", [("count", "4"), ("tool", "1")])
+def test_failures_snapshot(snap_compare, card, samples):
+    async def run_before(pilot):
+        app = pilot.app
+        await settle(app, pilot)
+        await pilot.press("f4")
+        await settle(app, pilot)
+        s = app.screen
+        s.show_card(card)
+        s.query_one("#fl-samples").value = samples
+        s.query_one("#fl-seed").value = "3"
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        s.query_one("#fl-cards").focus()
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_test_app(), run_before=run_before, terminal_size=(120, 40))
