@@ -16,12 +16,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Input, Label
+from textual.widgets import Checkbox, Input, Label
 
 from lab.basechat import PRESETS, base_request, chat_request
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 from screens.widgets import ModelStatus
+from screens.widgets.key_bar import KeyBar
 from screens.widgets.pane_view import PaneView, Sample
 
 ROLES = ("base", "chat")
@@ -73,7 +74,7 @@ class BaseChatScreen(Screen):
         with Horizontal(id="bc-panes"):
             yield PaneView("base", id="pane-base")
             yield PaneView("chat", id="pane-chat")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.models_changed.subscribe(self, lambda _=None: self.refresh_titles())

@@ -16,13 +16,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Input, Label, OptionList, Static
+from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lab.errors import LabError
 from lab.failures import CARD_BY_KEY, CARDS, AnswerCache, Experiment, make_prompt, word_tokens
 from lab.sampling import SamplingSettings
 from screens.widgets import ModelStatus
+from screens.widgets.key_bar import KeyBar
 from screens.widgets.card_info import CardInfo
 from screens.widgets.result_view import ResultView
 
@@ -88,7 +89,7 @@ class FailuresScreen(Screen):
                 with Horizontal(id="fl-results"):
                     for k in range(MAX_VARIANTS):
                         yield ResultView(id=f"fl-result-{k}")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.models_changed.subscribe(self, lambda _=None: self.refresh_card())

@@ -17,12 +17,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Input, Label, Static, TextArea
+from textual.widgets import ContentSwitcher, Input, Label, Static, TextArea
 
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 from lab.tokentext import label
 from screens.widgets import ModelStatus
+from screens.widgets.key_bar import KeyBar
 from screens.widgets.bars_view import BarsView
 from screens.widgets.surprisal_view import SurprisalView
 
@@ -68,7 +69,7 @@ class NextTokenScreen(Screen):
             yield BarsView(id="bars")
             yield SurprisalView(id="surprisal")
             yield Static(id="lens")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.models_changed.subscribe(self, lambda _=None: self._model_changed())

@@ -18,14 +18,16 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import ContentSwitcher, Static, TextArea
 
 from lab.errors import LabError
 from lab.paths import assets_dir
 from lab.tokentext import Segmenter, label, stats
 from screens.widgets import ModelStatus
 from screens.widgets.replay_view import ReplayView
+from screens.widgets.key_bar import KeyBar
 from screens.widgets.token_view import TokenView
+from screens.widgets.view_bar import ViewBar
 
 TIKTOKEN_NAMES = ("cl100k_base", "o200k_base", "r50k_base")
 MODEL_KEYS = ("chat", "base")
@@ -34,6 +36,7 @@ SYNC_LIMIT = 200_000  # characters tokenized on the UI thread; longer text goes 
 SHORT_NAMES = {"cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)", "r50k_base": "r50k (GPT-2)",
                "chat": "chat model", "base": "base model"}
 VIEWS = ("tab-tokens", "tab-compare", "tab-replay", "tab-train", "tab-chat")
+VIEW_TITLES = ("Tokens", "Compare", "BPE replay", "Train BPE", "Chat template")
 
 
 def load_presets() -> dict[str, str]:
@@ -105,16 +108,17 @@ class TokensScreen(Screen):
         yield ModelStatus()
         yield Static(id="tokens-stats")
         yield TextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True, show_line_numbers=False)
-        with TabbedContent(id="tokens-tabs", initial="tab-tokens"):
-            with TabPane("Tokens", id="tab-tokens"):
+        yield ViewBar(dict(zip(VIEWS, VIEW_TITLES)), "tab-tokens", "Ctrl+O next view", id="tokens-viewbar")
+        with ContentSwitcher(id="tokens-tabs", initial="tab-tokens"):
+            with Vertical(id="tab-tokens"):
                 # A fixed-size view (no auto height): a new token drawing repaints in the same
                 # frame as the keystroke instead of waiting for a layout pass.
                 yield TokenView(id="token-view")
                 yield Static(id="bytes-view")
             # The other views are built the first time they are shown, so the first frame paints sooner.
-            for view, title in zip(VIEWS[1:], ("Compare", "BPE replay", "Train BPE", "Chat template")):
-                yield TabPane(title, id=view)
-        yield Footer(compact=True)
+            for view in VIEWS[1:]:
+                yield Vertical(id=view)
+        yield KeyBar()
 
     def _pane_widgets(self, view: str) -> list:
         # Imported here: these widgets are not needed for the first frame.
@@ -152,7 +156,7 @@ class TokensScreen(Screen):
         if view in self.built or view == "tab-tokens":
             return
         self.built.add(view)
-        self.query_one(f"#{view}", TabPane).mount_all(self._pane_widgets(view))
+        self.query_one(f"#{view}", Vertical).mount_all(self._pane_widgets(view))
 
     def _widget(self, selector: str):
         """A widget of a view by id, or None while that view has not been built."""
@@ -228,7 +232,7 @@ class TokensScreen(Screen):
 
     @property
     def active_view(self) -> str:
-        return self.query_one("#tokens-tabs", TabbedContent).active or "tab-tokens"
+        return self.query_one("#tokens-tabs", ContentSwitcher).current or "tab-tokens"
 
     def _needed_keys(self) -> set[str]:
         """Encodings whose ids the visible views need."""
@@ -356,12 +360,17 @@ class TokensScreen(Screen):
             replay_view.refresh_view()
 
     def action_next_view(self) -> None:
-        tabs = self.query_one("#tokens-tabs", TabbedContent)
-        tabs.active = VIEWS[(VIEWS.index(tabs.active) + 1) % len(VIEWS)] if tabs.active in VIEWS else VIEWS[0]
+        active = self.active_view
+        self.show_view(VIEWS[(VIEWS.index(active) + 1) % len(VIEWS)] if active in VIEWS else VIEWS[0])
 
     def show_view(self, view: str) -> None:
+        if view == self.active_view:
+            return
         self.ensure_pane(view)
-        self.query_one("#tokens-tabs", TabbedContent).active = view
+        self.query_one("#tokens-tabs", ContentSwitcher).current = view
+        self.query_one("#tokens-viewbar", ViewBar).show(view)
+        # Newly built widgets finish mounting before the refresh, so draw after it.
+        self.call_after_refresh(self.refresh_chat if view == "tab-chat" else self.retokenize)
 
     def action_next_preset(self) -> None:
         names = list(self.presets)
@@ -549,13 +558,10 @@ class TokensScreen(Screen):
         yield "tokens: toggle whitespace", lambda: self.action_toggle("ws"), "Make whitespace visible"
         yield "tokens: toggle bytes", lambda: self.action_toggle("bytes"), "Show the UTF-8 bytes"
         yield "tokens: replay merges", self.action_replay, "Replay the BPE merges of the selection or word"
-        for view, title in zip(VIEWS, ("tokens", "compare", "BPE replay", "train BPE", "chat template")):
+        for view, title in zip(VIEWS, VIEW_TITLES):
             yield f"tokens: view {title}", (lambda v=view: self.show_view(v)), f"Show the {title} view"
         for name in self.presets:
             yield f"tokens: preset {name}", (lambda n=name: self.load_preset(n)), "Load a preset for a talk"
 
-    @on(TabbedContent.TabActivated)
-    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.ensure_pane(event.pane.id)
-        # Newly built widgets finish mounting before the refresh, so draw after it.
-        self.call_after_refresh(self.refresh_chat if event.pane.id == "tab-chat" else self.retokenize)
+    def on_view_bar_chosen(self, event: ViewBar.Chosen) -> None:
+        self.show_view(event.view)

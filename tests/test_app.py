@@ -98,3 +98,28 @@ async def test_mode_keys_palette_and_screenshot(tmp_path):
         await pilot.pause()
         shots = list(tmp_path.glob("*.svg"))
         assert len(shots) == 1 and "<svg" in shots[0].read_text()[:200]
+
+
+async def test_key_bar_shows_each_screens_keys_and_a_click_presses_one():
+    from screens.widgets.key_bar import KeyBar
+
+    app = make_test_app()
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(app, pilot)
+        bar = app.screen.query_one(KeyBar)
+        text = shown(bar)
+        for key, label in (("^n", "Encoding"), ("^o", "View"), ("f1", "Tokens"), ("f4", "Failures"), ("^p", "palette")):
+            assert f"{key} {label}" in text
+        await pilot.press("f4")
+        await pilot.pause()
+        text = shown(app.screen.query_one(KeyBar))
+        assert "^g Run" in text and "esc Cancel" in text and "^n Encoding" not in text
+        x = text.index("f2 ")  # click the F2 key
+        await pilot.click(KeyBar, offset=(x + 1, 0))
+        await pilot.pause()
+        assert app.current_mode == "next"
+    narrow = make_test_app()
+    async with narrow.run_test(size=(90, 30)) as pilot:
+        await settle(narrow, pilot)
+        text = shown(narrow.screen.query_one(KeyBar))
+        assert "f1-f5 areas" in text and "^p palette" in text  # short of room: the area keys collapse

@@ -1,5 +1,7 @@
-"""2,000 seeded random keys across every mode of the app: no unhandled exception, ever."""
+"""2,000 seeded random keys across every mode of the app: no unhandled exception, ever, and
+the app never stops answering keys (a hang fails with the app's pending tasks listed)."""
 
+import asyncio
 import random
 import string
 
@@ -9,6 +11,18 @@ KEYS = (list(string.ascii_letters) + list(string.digits)
         + ["up", "down", "left", "right", "home", "end", "pageup", "pagedown", "tab", "shift+tab", "enter",
            "escape", "space", "backspace", "delete", "ctrl+p", "f1", "f2", "f3", "f4", "f5", "ctrl+n", "ctrl+t",
            "ctrl+g", "ctrl+b", "ctrl+o", "ctrl+l", "ctrl+r", "ctrl+s", "full_stop", "comma", "minus"])
+
+HANG = 300  # seconds without an answer that can only mean the app is stuck
+
+
+async def within(awaitable, what: str, app) -> None:
+    try:
+        await asyncio.wait_for(awaitable, HANG)
+    except asyncio.TimeoutError:
+        stuck = [w for w in app.workers if w.is_running]
+        tasks = [t.get_coro().__qualname__ for t in asyncio.all_tasks() if not t.done()]
+        raise AssertionError(f"the app stopped answering during {what}: running workers {stuck}, "
+                             f"screen {type(app.screen).__name__}, pending tasks {tasks}") from None
 
 
 async def test_two_thousand_random_keys_across_every_mode(tmp_path):
@@ -22,11 +36,12 @@ async def test_two_thousand_random_keys_across_every_mode(tmp_path):
             await app.switch_mode(mode)
             await pilot.pause()
             for _ in range(per_mode):
-                await pilot.press(rng.choice(KEYS))
+                key = rng.choice(KEYS)
+                await within(pilot.press(key), f"key {key!r} in {mode}", app)
             cancel = getattr(app.screen, "action_cancel", None)
             if cancel is not None:  # random digits may have asked for long runs: stop them, as a person would
                 cancel()
-            await settle(app, pilot)
+            await within(settle(app, pilot), f"settling {mode}", app)
             assert app._exception is None
         assert app.is_running
     assert app._exception is None
