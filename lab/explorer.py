@@ -5,11 +5,18 @@ so temperature, top-k and top-p views are pure functions of them (no new forward
 extending the sequence by one token costs one decode thanks to the backend's KV cache.
 History is a list of states; undo moves back, appending after an undo branches (the
 states ahead are dropped), and redo moves forward again.
+
+While the user looks at the bars, `prefetch` can compute the states one key away (the token
+the next sample will draw, candidates 1-9) in a background thread, so a pick usually shows
+its bars without waiting for the model. A step that asks for a state being prefetched waits
+for that computation instead of starting a second one.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +45,12 @@ class Explorer:
         self.backend = backend
         self.history: list[PathStep] = []
         self.position = -1
-        self.model_calls = 0  # forward passes asked of the backend (cache hits excluded)
-        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.model_calls = 0  # forward passes asked of the backend for the path (cache hits excluded)
+        self.prefetch_calls = 0  # forward passes run ahead of the user, in the background
+        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states of the path
+        self._ahead: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states one key away
+        self._lock = threading.Lock()  # guards both caches and the in-flight table
+        self._inflight: dict[tuple[int, ...], threading.Event] = {}
 
     # ---- the path -------------------------------------------------------------------
     @property
@@ -52,6 +63,8 @@ class Explorer:
             raise LabError("the prompt is empty: type something for the model to continue.")
         self.history = [PathStep(ids, "prompt")]
         self.position = 0
+        with self._lock:
+            self._ahead.clear()
         self.logits()
         return ids
 
@@ -80,21 +93,68 @@ class Explorer:
 
     def logits(self) -> np.ndarray:
         """Logits after the current state (cached; computing them is the only model call)."""
-        key = self.ids
-        found = self._cache.get(key)
-        if found is None:
-            found = self.backend.logits(list(key))
-            self.model_calls += 1
-            self._cache[key] = found
-            while len(self._cache) > 64:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return found
+        return self._logits_for(self.ids, ahead=False)
 
     def cached(self, ids: tuple[int, ...]) -> np.ndarray | None:
         """The logits after `ids` if they were computed already (never calls the model)."""
-        return self._cache.get(ids)
+        with self._lock:
+            found = self._cache.get(ids)
+            return found if found is not None else self._ahead.get(ids)
+
+    def _logits_for(self, key: tuple[int, ...], ahead: bool) -> np.ndarray:
+        while True:
+            with self._lock:
+                found = self._cache.get(key)
+                if found is None and not ahead and key in self._ahead:
+                    found = self._ahead.pop(key)  # prefetched: it joins the path
+                    self._store(self._cache, key, found, 64)
+                elif found is None:
+                    found = self._ahead.get(key)
+                if found is not None:
+                    if key in self._cache:
+                        self._cache.move_to_end(key)
+                    return found
+                event = self._inflight.get(key)
+                mine = event is None
+                if mine:
+                    event = self._inflight[key] = threading.Event()
+            if not mine:
+                event.wait()  # another thread is computing exactly this state
+                continue
+            try:
+                found = self.backend.logits(list(key))
+            finally:
+                with self._lock:
+                    del self._inflight[key]
+                event.set()
+            with self._lock:
+                if ahead:
+                    self.prefetch_calls += 1
+                    self._store(self._ahead, key, found, 16)
+                else:
+                    self.model_calls += 1
+                    self._store(self._cache, key, found, 64)
+            return found
+
+    @staticmethod
+    def _store(cache: OrderedDict, key, value, limit: int) -> None:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+
+    def prefetch(self, ids: tuple[int, ...], tokens: Sequence[int], wanted: Callable[[], bool]) -> int:
+        """Compute the states `ids + (t,)` for each token, in order, while `wanted()` holds.
+        Blocks: call from a background thread. Returns how many were computed."""
+        done = 0
+        for t in tokens:
+            if not wanted():
+                break
+            key = ids + (int(t),)
+            if self.cached(key) is None:
+                self._logits_for(key, ahead=True)
+                done += 1
+        return done
 
     def filtered(self, settings: SamplingSettings, top_k: int = 10,
                  logits: np.ndarray | None = None) -> list[FilteredRow]:

@@ -152,6 +152,25 @@ class NextTokenScreen(Screen):
         self.redraw()
         if self.view != "bars" and not message:
             self._refresh_view()
+        if not message:
+            self._look_ahead(explorer, explorer.ids, self.settings())
+
+    @work(thread=True, exclusive=True, group="next-ahead", exit_on_error=False)
+    def _look_ahead(self, explorer, ids: tuple[int, ...], settings: SamplingSettings) -> None:
+        """Background: compute the states one key away (the next sample with the visible seed,
+        then candidates 1-9) while the user reads the bars; stops as soon as the path moves."""
+        from lab.sampling import make_rng, sample
+
+        logits = explorer.cached(ids)
+        if logits is None:
+            return
+        top = [row.id for row in explorer.filtered(SamplingSettings(), 9, logits)]
+        try:
+            drawn = sample(logits, settings, make_rng(settings.seed or 0))
+            explorer.prefetch(ids, [drawn] + [t for t in top if t != drawn],
+                              lambda: explorer is self.explorer and explorer.ids == ids and self.is_attached)
+        except Exception:  # a look-ahead that fails costs nothing: the step computes its own state
+            return
 
     # ---- steps --------------------------------------------------------------------------
     def on_bars_view_command(self, event: BarsView.Command) -> None:

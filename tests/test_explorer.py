@@ -1,0 +1,59 @@
+"""The next-token explorer's look-ahead: states one key away, computed in the background,
+are the model's own logits, and a step never computes a state twice."""
+
+import threading
+
+import numpy as np
+
+from lab.explorer import Explorer
+
+
+def test_prefetched_states_equal_the_engine_and_cost_the_path_no_model_call(smol):
+    ex = Explorer(smol)
+    ids = ex.set_prompt("The capital of France is")
+    top = [row.id for row in ex.filtered(ex_settings(), 3)]
+    assert ex.prefetch(ids, top, lambda: True) == 3
+    calls = ex.model_calls
+    ex.append(top[1], "picked #2")
+    assert ex.model_calls == calls and ex.prefetch_calls == 3
+    np.testing.assert_allclose(ex.logits(), smol.logits(list(ids) + [top[1]]), rtol=1e-5, atol=1e-5)
+    ex.undo()
+    np.testing.assert_array_equal(ex.logits(), ex.cached(ids))
+
+
+def test_a_step_waits_for_the_same_state_in_flight_instead_of_computing_it_twice(smol):
+    ex = Explorer(smol)
+    ids = ex.set_prompt("Once upon a time")
+    token = ex.filtered(ex_settings(), 1)[0].id
+    started = threading.Event()
+    original = smol.logits
+
+    def slow_logits(seq):
+        started.set()
+        threading.Event().wait(0.2)  # a slow model: the step arrives while this runs
+        return original(seq)
+
+    smol.logits = slow_logits
+    try:
+        t = threading.Thread(target=ex.prefetch, args=(ids, [token], lambda: True))
+        t.start()
+        started.wait(5)
+        ex.append(token, "picked #1")
+        t.join(5)
+    finally:
+        del smol.logits
+    assert ex.prefetch_calls == 1 and ex.model_calls == 1  # the prompt once, the step's state once (ahead)
+
+
+def test_prefetch_stops_when_the_path_moves_on(smol):
+    ex = Explorer(smol)
+    ids = ex.set_prompt("1, 2, 3,")
+    top = [row.id for row in ex.filtered(ex_settings(), 5)]
+    wanted = iter([True, False, False, False, False])
+    assert ex.prefetch(ids, top, lambda: next(wanted)) == 1
+
+
+def ex_settings():
+    from lab.sampling import SamplingSettings
+
+    return SamplingSettings()
