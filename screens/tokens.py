@@ -39,6 +39,21 @@ VIEWS = ("tab-tokens", "tab-compare", "tab-replay", "tab-train", "tab-chat")
 VIEW_TITLES = ("Tokens", "Compare", "BPE replay", "Train BPE", "Chat template")
 
 
+class LiveTextArea(TextArea):
+    """A TextArea that re-tokenizes inside the keystroke's own handler (through `on_edit`),
+    so the text and its tokens reach the screen in one frame instead of two."""
+
+    def __init__(self, *args, on_edit=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_edit = on_edit
+
+    def edit(self, edit):
+        result = super().edit(edit)
+        if self.on_edit is not None:
+            self.on_edit()
+        return result
+
+
 def load_presets() -> dict[str, str]:
     try:
         return json.loads((assets_dir() / "token_presets.json").read_text(encoding="utf-8"))
@@ -102,12 +117,14 @@ class TokensScreen(Screen):
         self.built: set[str] = set()
         self._made: dict[str, object] = {}  # id -> widget of the views built on demand
         self._train_cancel: threading.Event | None = None
+        self._shown_text: str | None = None  # the text the views last showed
 
     # ---- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield ModelStatus()
         yield Static(id="tokens-stats")
-        yield TextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True, show_line_numbers=False)
+        yield LiveTextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True,
+                           show_line_numbers=False, on_edit=self.retokenize)
         yield ViewBar(dict(zip(VIEWS, VIEW_TITLES)), "tab-tokens", "Ctrl+O next view", id="tokens-viewbar")
         with ContentSwitcher(id="tokens-tabs", initial="tab-tokens"):
             with Vertical(id="tab-tokens"):
@@ -228,7 +245,8 @@ class TokensScreen(Screen):
 
     @on(TextArea.Changed, "#tokens-input")
     def _text_changed(self) -> None:
-        self.retokenize()
+        if self.text != self._shown_text:  # an edit already re-tokenized in its own handler
+            self.retokenize()
 
     @property
     def active_view(self) -> str:
@@ -266,6 +284,7 @@ class TokensScreen(Screen):
     def _show(self, text: str, results: dict[str, list[int]]) -> None:
         if text != self.text:  # a stale result from a worker: a newer one is coming
             return
+        self._shown_text = text
         slot = self.slots[self.current]
         stats_line = self.query_one("#tokens-stats", Static)
         if slot.encoding is None or self.current not in results:
@@ -294,7 +313,9 @@ class TokensScreen(Screen):
         else:
             ids = results[self.current]
             seg = Segmenter(text, ids, slot.encoding.token_bytes, slot.encoding.piece_lengths(ids))
-            spans = seg.window(self._cursor_char(), DRAW_LIMIT)
+            cursor = self._cursor_char()
+            spans = view.fit(seg.window(cursor, DRAW_LIMIT), seg.token_at_char(cursor), show_ids=self.show_ids,
+                             show_bytes=self.show_bytes, show_ws=self.show_ws)
             view.show_tokens(text, spans, len(ids), show_ids=self.show_ids, show_ws=self.show_ws,
                              show_bytes=self.show_bytes, special_ids=slot.special_ids)
         self._show_bytes(text)

@@ -43,6 +43,36 @@ class TokenView(Static):
     def style_of(self, name: str):
         return self.get_visual_style(f"token-view--{name}")
 
+    def fit(self, spans: Sequence[TokenSpan], focus: int, *, show_ids: bool = False, show_bytes: bool = False,
+            show_ws: bool = False) -> list[TokenSpan]:
+        """The part of `spans` that fits the view around token `focus`: a third of the lines
+        before it, the rest after. Drawing only what can be seen keeps a keystroke cheap on long
+        texts; the estimate wraps by characters, and a margin covers word wrapping."""
+        width = max(10, self.size.width - 2)
+        height = self.size.height
+        if height <= 0 or not spans:
+            return list(spans)
+
+        def lines(span: TokenSpan) -> tuple[float, bool]:
+            body = label(span.piece, show_ws)
+            cells = len(body) + (len(str(span.id)) + 1 if show_ids else 0) + (4 * len(span.piece) + 3 if show_bytes else 0)
+            return cells / width, body.endswith("\n")
+
+        index = {s.index: k for k, s in enumerate(spans)}
+        at = index.get(focus, 0 if focus < spans[0].index else len(spans) - 1)
+        budget = height * 1.5 + 2  # lines, with room for word wrapping
+        start, used = at, 0.0
+        while start > 0 and used < budget / 3:
+            cost, newline = lines(spans[start - 1])
+            used += cost + (1 if newline else 0)
+            start -= 1
+        stop, used = at, used
+        while stop < len(spans) and used < budget:
+            cost, newline = lines(spans[stop])
+            used += cost + (1 if newline else 0)
+            stop += 1
+        return list(spans[start:stop])
+
     def show_tokens(self, text: str, spans: Sequence[TokenSpan], total: int, **options) -> None:
         """Draw `spans` (a window of the tokens of `text`); `total` is the exact token count."""
         self.update(self.build(text, spans, total, **options), layout=self.styles.height.is_auto)
