@@ -19,6 +19,7 @@ also refused by the hook. Headless: no UI import.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -158,10 +159,11 @@ def available() -> str | None:
     return None
 
 
-def _readable_roots() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _readable_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib") if paths.get(k)}
-    return sorted(roots)
+    return tuple(sorted(roots))
 
 
 def run_python(code: str, limits: Limits = Limits(), cancel: threading.Event | None = None) -> SandboxResult:
