@@ -1,4 +1,5 @@
-"""Make the README's screenshots with the app itself (headless): docs/tokens.svg, docs/compare.svg.
+"""Make the README's screenshots with the app itself (headless): docs/tokens.svg, docs/compare.svg,
+docs/failures.svg (the strawberry card, 10 real answers from the chat model, seeds 1-10).
 
     python scripts/readme_screenshot.py
 """
@@ -18,7 +19,9 @@ TEXT = "Tokenization is at the heart of much weirdness of LLMs.\nstrawberry 9.11
 async def main() -> None:
     out = Path(__file__).resolve().parent.parent / "docs"
     out.mkdir(exist_ok=True)
-    app = make_app()
+    import tempfile
+
+    app = make_app(failures_dir=Path(tempfile.mkdtemp()))  # fresh answers, not the user's cache
     async with app.run_test(size=(110, 30)) as pilot:
         for _ in range(3):
             await app.workers.wait_for_complete()
@@ -34,7 +37,16 @@ async def main() -> None:
             await app.workers.wait_for_complete()
             await pilot.pause()
         app.save_screenshot(filename="compare.svg", path=str(out))
-    print(f"wrote {out / 'tokens.svg'} and {out / 'compare.svg'}")
+        await pilot.press("f4")
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        app.screen.query_one("#fl-cards").focus()
+        await pilot.pause()
+        app.save_screenshot(filename="failures.svg", path=str(out))
+    print(f"wrote {out / 'tokens.svg'}, {out / 'compare.svg'} and {out / 'failures.svg'}")
 
 
 if __name__ == "__main__":
