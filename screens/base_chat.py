@@ -21,6 +21,7 @@ from textual.widgets import Checkbox, Input, Label
 from lab.basechat import PRESETS, base_request, chat_request
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
+from screens.forms import number_in
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.pane_view import PaneView, Sample
@@ -85,11 +86,7 @@ class BaseChatScreen(Screen):
 
     # ---- settings --------------------------------------------------------------------
     def _number(self, name: str, kind, default, lo, hi):
-        try:
-            value = kind(self.query_one(f"#bc-{name}", Input).value)
-        except ValueError:
-            return default
-        return min(hi, max(lo, value))
+        return number_in(self.query_one(f"#bc-{name}", Input), kind, default, lo, hi)
 
     def settings(self) -> SamplingSettings:
         return SamplingSettings(temperature=self._number("temperature", float, 0.8, 0.0, 5.0),

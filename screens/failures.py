@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 from lab.errors import LabError
 from lab.failures import CARD_BY_KEY, CARDS, AnswerCache, Experiment, make_prompt, word_tokens
 from lab.sampling import SamplingSettings
+from screens.forms import number_in
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.card_info import CardInfo
@@ -172,11 +173,7 @@ class FailuresScreen(Screen):
 
     # ---- settings ------------------------------------------------------------------------------
     def _number(self, name: str, kind, default, lo, hi):
-        try:
-            value = kind(self.query_one(f"#fl-{name}", Input).value)
-        except ValueError:
-            return default
-        return min(hi, max(lo, value))
+        return number_in(self.query_one(f"#fl-{name}", Input), kind, default, lo, hi)
 
     def settings(self) -> SamplingSettings:
         return SamplingSettings(temperature=self._number("temperature", float, 0.7, 0.0, 5.0), top_p=0.95)

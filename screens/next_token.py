@@ -22,6 +22,7 @@ from textual.widgets import ContentSwitcher, Input, Label, Static, TextArea
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 from lab.tokentext import label
+from screens.forms import number_in
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.bars_view import BarsView
@@ -77,10 +78,7 @@ class NextTokenScreen(Screen):
 
     # ---- settings ---------------------------------------------------------------------
     def _number(self, name: str, kind, default):
-        try:
-            return kind(self.query_one(f"#next-{name}", Input).value)
-        except ValueError:
-            return default
+        return number_in(self.query_one(f"#next-{name}", Input), kind, default)
 
     def settings(self) -> SamplingSettings:
         t = max(0.0, self._number("temperature", float, 1.0))
