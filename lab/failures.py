@@ -30,8 +30,7 @@ from lab.sampling import SamplingSettings
 NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
-NUMBER_WORDS.update({"once": 1, "twice": 2, "thrice": 3, "none": 0, "no": None})  # "no r's" is zero only in context
-del NUMBER_WORDS["no"]
+NUMBER_WORDS.update({"once": 1, "twice": 2, "thrice": 3, "none": 0})
 _NUMBER = re.compile(r"(?<![\w.])[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?![\d])|(?<![^\W\d_])(?:" +
                      "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")(?![^\W\d_])", re.IGNORECASE)
 _SEPARATORS = set(" \t\n,;-–—./|'\"‘’“”`()[]")
@@ -368,8 +367,8 @@ CARDS: tuple[Card, ...] = (
          (InputField("word", "word", "strawberry", 18), InputField("letter", "letter", "r", 5)), _tool),
     Card("memory", "Working memory", "Knowledge in the weights is a vague recollection; text in the context is "
          "working memory.",
-         (InputField("question", "question", _EVEREST[0], 40), InputField("expected", "expected", _EVEREST[1], 10),
-          InputField("passage", "passage (or preset)", "everest", 22)), _memory),
+         (InputField("question", "question", _EVEREST[0], 30), InputField("expected", "expected", _EVEREST[1], 8),
+          InputField("passage", "passage (or preset)", "everest", 14)), _memory),
 )
 CARD_BY_KEY = {c.key: c for c in CARDS}
 
@@ -438,7 +437,6 @@ def word_tokens(backend, prompt: Prompt, word: str) -> list[tuple[int, bytes, bo
     if start < 0:
         return []
     end = start + len(target)
-    pos = 0
     out = []
     pieces = [(tid, backend.token_bytes(tid)) for tid in prompt.ids]
     # Special tokens (BOS) are not in the text: align from the end, where the text ends.

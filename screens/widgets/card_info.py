@@ -46,7 +46,7 @@ class CardInfo(Static):
         dim = st("dim")
         e = self.experiment
         if e is None:
-            self.update(Content.assemble((self.error, "bold $error")) if self.error else Content(""), layout=False)
+            self.update(Content.assemble((self.error, "bold $error")) if self.error else Content(""))
             return
         parts: list = [("question  ", dim), e.question, "\n", ("truth     ", dim), (e.truth, st("truth")),
                        ("   computed: " + e.truth_how, dim)]
@@ -69,4 +69,4 @@ class CardInfo(Static):
             parts.append((f"   {len(word)} characters", dim))
         if self.error:
             parts += ["\n", (self.error, "bold $error")]
-        self.update(Content.assemble(*parts, strip_control_codes=True), layout=False)
+        self.update(Content.assemble(*parts, strip_control_codes=True))  # its height follows the card
