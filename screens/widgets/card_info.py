@@ -56,8 +56,9 @@ class CardInfo(Static):
             if not toks:
                 parts.append((self.model_note or "(the model is loading…)", dim))
             else:
-                for k, (tid, piece, whole) in enumerate(toks):
-                    parts.append((label(piece, True), st("even" if k % 2 == 0 else "odd")))
+                for k, (_tid, piece, whole) in enumerate(toks):
+                    colour = st("even" if k % 2 == 0 else "odd")  # a piece reaching past the word is dimmed
+                    parts.append((label(piece, True), colour if whole else colour + st("outside")))
                     parts.append("|" if k + 1 < len(toks) else "")
                 ids = " ".join(str(t) for t, _, _ in toks)
                 parts.append((f"   {len(toks)} token{'s' if len(toks) != 1 else ''} · ids {ids}", dim))
