@@ -39,12 +39,11 @@ async def app_run(n: int, only_chat: bool):
     from textual.widgets import Input
 
     from screens.app import make_app
+    from screens.headless import settle
 
     app = make_app()
     async with app.run_test(size=(130, 40)) as pilot:
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(app, pilot)
         await pilot.press("f3")
         await pilot.pause()
         s = app.screen

@@ -25,13 +25,12 @@ async def app_run(n: int):
     from textual.widgets import Input
 
     from screens.app import make_app
+    from screens.headless import settle
     from screens.widgets.result_view import ResultView
 
     app = make_app(failures_dir=Path(tempfile.mkdtemp(prefix="bench-failures-")))
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(app, pilot)
         await pilot.press("f4")
         await pilot.pause()
         s = app.screen

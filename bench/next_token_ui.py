@@ -41,13 +41,12 @@ async def screen_steps(steps: int) -> tuple[dict[str, list[float]], list[int], s
 
     from lab.paths import default_corpus
     from screens.app import make_app
+    from screens.headless import settle
 
     app = make_app()
     times = []
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(app, pilot)
         await pilot.press("f2")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -57,9 +56,7 @@ async def screen_steps(steps: int) -> tuple[dict[str, list[float]], list[int], s
         ids = backend.tokenize(text)[:500]
         prompt = backend.detokenize(ids[1:] if ids[0] == backend.llm.token_bos() else ids)
         screen.query_one("#next-prompt", TextArea).load_text(prompt)
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(app, pilot)
         await pilot.press("escape")
         prefix = list(screen.explorer.ids)
         model_path = backend.llm.model_path

@@ -19,9 +19,11 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as dc_replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from lab.basechat import Request, base_request, chat_request
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 
@@ -409,26 +411,15 @@ def pass_rate(variant: Variant, answers: Sequence[Answer]) -> tuple[int, int]:
     return sum(score(variant, a).passed for a in done), len(done)
 
 
-@dataclass(frozen=True)
-class Prompt:
-    ids: tuple[int, ...]
-    text: str
-    stop_text: str = ""
-
-
-def make_prompt(backend, variant: Variant, role: str) -> Prompt:
+def make_prompt(backend, variant: Variant, role: str) -> Request:
     """The exact ids the model reads: the chat template for a chat model, the few-shot
     conversation (stopping at the next "Human:") for a base model."""
-    from lab.basechat import base_request, chat_request
-
     if role == "chat" and backend.info.has_chat_template:
-        req = chat_request(backend, variant.prompt, None)
-    else:
-        req = base_request(backend, variant.prompt, True)
-    return Prompt(req.ids, req.text, req.stop_text)
+        return chat_request(backend, variant.prompt, None)
+    return base_request(backend, variant.prompt, True)
 
 
-def word_tokens(backend, prompt: Prompt, word: str) -> list[tuple[int, bytes, bool]]:
+def word_tokens(backend, prompt: Request, word: str) -> list[tuple[int, bytes, bool]]:
     """The tokens the model reads where `word` stands in the prompt (its last occurrence):
     (id, piece, whole) where `whole` is False for a piece that reaches outside the word."""
     data = prompt.text.encode("utf-8")
@@ -457,7 +448,7 @@ class AnswerCache:
         self.folder = Path(folder)
 
     @staticmethod
-    def key(model: str, prompt: Prompt, settings: SamplingSettings, max_tokens: int, seed: int, tool: bool) -> str:
+    def key(model: str, prompt: Request, settings: SamplingSettings, max_tokens: int, seed: int, tool: bool) -> str:
         blob = json.dumps([model, list(prompt.ids), prompt.stop_text, settings.temperature, settings.top_k,
                            settings.top_p, max_tokens, seed, tool, 1])
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -491,13 +482,11 @@ def model_identity(backend) -> str:
     return f"{i.name}|{i.source}|{i.quantisation}|{i.backend}"
 
 
-def run_answers(backend, variant: Variant, prompt: Prompt, settings: SamplingSettings, seeds: Sequence[int],
+def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSettings, seeds: Sequence[int],
                 emit: Callable[[int, Answer], None], cancel: threading.Event, cache: AnswerCache | None = None,
                 use_cache: bool = True, every: float = 0.05) -> None:
     """Sample one answer per seed, calling `emit(index, answer)` as text arrives (about every
     `every` seconds) and when it is done. Blocks: call from a worker thread."""
-    from dataclasses import replace as dc_replace
-
     model = model_identity(backend)
     for index, seed in enumerate(seeds):
         key = AnswerCache.key(model, prompt, settings, variant.max_tokens, seed, variant.tool)
@@ -511,19 +500,17 @@ def run_answers(backend, variant: Variant, prompt: Prompt, settings: SamplingSet
         answer = Answer(seed)
         t0 = last = time.perf_counter()
         try:
-            gen = backend.stream(list(prompt.ids), dc_replace(settings, seed=seed), variant.max_tokens, cancel, top_n=1)
+            gen = backend.stream(list(prompt.ids), dc_replace(settings, seed=seed), variant.max_tokens, cancel, top_n=1,
+                                 stop_text=prompt.stop_text)
             for ev in gen:
                 answer.text += ev.text
-                if prompt.stop_text and prompt.stop_text in answer.text:
-                    answer.text = answer.text.split(prompt.stop_text)[0]
-                    answer.stop = "stop text"
-                    break
                 now = time.perf_counter()
                 if now - last > every:
                     emit(index, dc_replace(answer))
                     last = now
-            if not answer.stop:
-                answer.stop = gen.result.stop_reason if gen.result else "cancelled"
+            answer.stop = gen.result.stop_reason
+            if answer.stop == "stop text":
+                answer.text = answer.text.split(prompt.stop_text)[0]
         except LabError as exc:
             answer.text, answer.stop = str(exc), "error"
         answer.text = answer.text.strip()

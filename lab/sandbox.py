@@ -257,8 +257,7 @@ def _classify(rc, err: str, timed_out: bool, cancelled: bool, overflow: bool, li
     if refusals:
         return "refused", "refused: " + refusals[0]
     last = next((line for line in reversed(err.splitlines()) if line.strip()), "")
-    if "MemoryError" in last or (rc is not None and rc < 0 and -rc in (signal.SIGSEGV, signal.SIGABRT)
-                                 and "memory" in err.lower()):
+    if "MemoryError" in last:
         return "memory", f"out of memory: over its {limits.memory_bytes // 2**20} MB limit"
     if rc == 0:
         return "ok", "exited normally"

@@ -99,7 +99,7 @@ class GenerationResult:
 
     ids: tuple[int, ...]
     text: str
-    stop_reason: str  # "eos", "length", "cancelled", "context"
+    stop_reason: str  # "eos", "length", "cancelled", "context", "stop text"
     seconds: float
 
     @property

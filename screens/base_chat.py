@@ -211,20 +211,19 @@ class BaseChatScreen(Screen):
                 self.post_message(PaneUpdate(role, run, i, seed, [], "cancelled"))
                 continue
             try:
-                gen = backend.stream(list(req.ids), replace(settings, seed=seed), max_tokens, cancel, top_n=5)
-                pending, text, stop = [], "", ""
+                gen = backend.stream(list(req.ids), replace(settings, seed=seed), max_tokens, cancel, top_n=5,
+                                     stop_text=req.stop_text)
+                pending = []
                 t0 = last = time.perf_counter()
                 for ev in gen:
                     pending.append(ev)
-                    text += ev.text
-                    if req.stop_text and req.stop_text in text:
-                        stop = "stop text (the next 'Human:')"
-                        break
                     now = time.perf_counter()
                     if now - last > 0.04:
                         self.post_message(PaneUpdate(role, run, i, seed, pending))
                         pending, last = [], now
-                stop = stop or (gen.result.stop_reason if gen.result else "")
+                stop = gen.result.stop_reason if gen.result else ""
+                if stop == "stop text":
+                    stop = "stop text (the next 'Human:')"
                 self.post_message(PaneUpdate(role, run, i, seed, pending, stop, time.perf_counter() - t0))
             except LabError as exc:
                 self.post_message(PaneUpdate(role, run, i, seed, [], "error", 0.0, str(exc)))

@@ -12,6 +12,7 @@ from pathlib import Path
 from textual.widgets import TextArea
 
 from screens.app import make_app
+from screens.headless import settle
 
 TEXT = "Tokenization is at the heart of much weirdness of LLMs.\nstrawberry 9.11 > 9.9? 你好 👋🏽"
 
@@ -23,9 +24,7 @@ async def main() -> None:
 
     app = make_app(failures_dir=Path(tempfile.mkdtemp()))  # fresh answers, not the user's cache
     async with app.run_test(size=(110, 30)) as pilot:
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(app, pilot)
         area = app.screen.query_one("#tokens-input", TextArea)
         area.cursor_blink = False
         area.load_text(TEXT)
@@ -40,9 +39,7 @@ async def main() -> None:
         await pilot.press("f4")
         await pilot.pause()
         await pilot.press("ctrl+g")
-        for _ in range(3):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+        await settle(app, pilot)
         app.screen.query_one("#fl-cards").focus()
         await pilot.pause()
         app.save_screenshot(filename="failures.svg", path=str(out))

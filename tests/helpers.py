@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from lab.session import Session, Settings
+from screens.headless import settle  # noqa: F401  (the tests import it from here)
 
 _SESSION: Session | None = None
 
@@ -28,13 +29,6 @@ def make_test_app(**kwargs):
     kwargs.setdefault("training_dir", Path(tempfile.mkdtemp(prefix="deepdive-tiny-")))  # never the user's cache
     kwargs.setdefault("failures_dir", Path(tempfile.mkdtemp(prefix="deepdive-failures-")))
     return make_app(**kwargs)
-
-
-async def settle(app, pilot) -> None:
-    """Wait for every worker (model loads, encodings, tokenizing) and the repaint after."""
-    for _ in range(3):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 KEY_NAMES = {" ": "space", "\n": "enter", "\t": "tab", "!": "exclamation_mark", "?": "question_mark",

@@ -67,6 +67,17 @@ def test_cancelled_stream_stops_within_two_tokens(smol):
     assert seen <= 3 + 2
 
 
+def test_stop_text_ends_the_stream_at_the_token_that_completes_it(smol):
+    ids = smol.tokenize("1, 2, 3, 4, 5, 6,")
+    full = smol.generate(ids, SamplingSettings(temperature=0), 24)
+    assert " 8," in full.text  # greedy counting goes on past 8
+    gen = smol.stream(ids, SamplingSettings(temperature=0), 24, stop_text=" 8,")
+    events = list(gen)
+    assert gen.result.stop_reason == "stop text" and gen.result.text.endswith(" 8,")
+    assert full.ids[:len(events)] == tuple(e.id for e in events)  # the same tokens, cut at the stop
+    assert " 8," not in "".join(e.text for e in events[:-1])  # the last token is the one that completes it
+
+
 def test_token_events_carry_alternatives_and_text(smol):
     gen = smol.stream(smol.tokenize("The capital of France is"), SamplingSettings(temperature=0), max_tokens=3,
                       top_n=4)

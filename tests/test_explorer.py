@@ -6,12 +6,13 @@ import threading
 import numpy as np
 
 from lab.explorer import Explorer
+from lab.sampling import SamplingSettings
 
 
 def test_prefetched_states_equal_the_engine_and_cost_the_path_no_model_call(smol):
     ex = Explorer(smol)
     ids = ex.set_prompt("The capital of France is")
-    top = [row.id for row in ex.filtered(ex_settings(), 3)]
+    top = [row.id for row in ex.filtered(SamplingSettings(), 3)]
     assert ex.prefetch(ids, top, lambda: True) == 3
     calls = ex.model_calls
     ex.append(top[1], "picked #2")
@@ -24,7 +25,7 @@ def test_prefetched_states_equal_the_engine_and_cost_the_path_no_model_call(smol
 def test_a_step_waits_for_the_same_state_in_flight_instead_of_computing_it_twice(smol):
     ex = Explorer(smol)
     ids = ex.set_prompt("Once upon a time")
-    token = ex.filtered(ex_settings(), 1)[0].id
+    token = ex.filtered(SamplingSettings(), 1)[0].id
     started = threading.Event()
     original = smol.logits
 
@@ -48,12 +49,7 @@ def test_a_step_waits_for_the_same_state_in_flight_instead_of_computing_it_twice
 def test_prefetch_stops_when_the_path_moves_on(smol):
     ex = Explorer(smol)
     ids = ex.set_prompt("1, 2, 3,")
-    top = [row.id for row in ex.filtered(ex_settings(), 5)]
+    top = [row.id for row in ex.filtered(SamplingSettings(), 5)]
     wanted = iter([True, False, False, False, False])
     assert ex.prefetch(ids, top, lambda: next(wanted)) == 1
 
-
-def ex_settings():
-    from lab.sampling import SamplingSettings
-
-    return SamplingSettings()

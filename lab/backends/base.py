@@ -145,12 +145,15 @@ class Backend(ABC):
         cancel: threading.Event | None = None,
         top_n: int = 5,
         stop_at_eos: bool = True,
+        stop_text: str = "",
     ) -> Generation:
         """Generate up to `max_tokens` after `ids`; iterate the result for `TokenEvent`s.
 
         `cancel` is checked before every token: setting it stops the stream within one token.
+        `stop_text` ends the stream at the token that completes it (reason "stop text"; the
+        text, which then contains it, is the caller's to cut).
         """
-        return Generation(self, self._check_ids(ids), settings, max_tokens, cancel, top_n, stop_at_eos)
+        return Generation(self, self._check_ids(ids), settings, max_tokens, cancel, top_n, stop_at_eos, stop_text)
 
     def generate(self, ids: Sequence[int], settings: SamplingSettings = SamplingSettings(), max_tokens: int = 64,
                  cancel: threading.Event | None = None) -> GenerationResult:
@@ -234,7 +237,7 @@ class Generation:
     """An iterator of `TokenEvent`s; `.result` is set once it is exhausted."""
 
     def __init__(self, backend: Backend, ids: list[int], settings: SamplingSettings, max_tokens: int,
-                 cancel: threading.Event | None, top_n: int, stop_at_eos: bool) -> None:
+                 cancel: threading.Event | None, top_n: int, stop_at_eos: bool, stop_text: str = "") -> None:
         self.backend = backend
         self.prompt = ids
         self.settings = settings
@@ -242,6 +245,7 @@ class Generation:
         self.cancel = cancel
         self.top_n = top_n
         self.stop_at_eos = stop_at_eos
+        self.stop_text = stop_text
         self.result: GenerationResult | None = None
         self._iter = self._run()
 
@@ -259,6 +263,7 @@ class Generation:
         out: list[int] = []
         text_parts: list[str] = []
         reason = "length"
+        tail = ""  # the end of the text so far, long enough to find stop_text
         t0 = time.perf_counter()
         for index in range(self.max_tokens):
             if self.cancel is not None and self.cancel.is_set():
@@ -284,5 +289,10 @@ class Generation:
             text = decoder.decode(piece)
             text_parts.append(text)
             yield TokenEvent(index, token, piece, used_prob, raw_prob, top, text)
+            if self.stop_text:
+                tail = (tail + text)[-(len(self.stop_text) + len(text)):]
+                if self.stop_text in tail:
+                    reason = "stop text"
+                    break
         text_parts.append(decoder.decode(b"", final=True))
         self.result = GenerationResult(tuple(out), "".join(text_parts), reason, time.perf_counter() - t0)
