@@ -10,66 +10,111 @@ Views (Ctrl+O): bars, surprisal (how expected each prompt token was), logit lens
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Input, Label, Static, TextArea
 
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
-from lab.tokentext import label
 from screens.forms import number_in
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
-from screens.widgets.bars_view import BarsView
+from screens.widgets.bars_view import BarsView, one_line
+from screens.widgets.lens_view import LensView
 from screens.widgets.surprisal_view import SurprisalView
 
 VIEWS = ("bars", "surprisal", "lens")
 DEFAULT_PROMPT = "The capital of France is"
+NO_LENS = ("{name} runs on {backend}, which does not expose hidden states, so there is no logit lens here.\n"
+           "Press Ctrl+L to load the same model through transformers (the first time converts the GGUF: "
+           "tens of seconds; then it is cached).")
 
 
 class NextTokenScreen(Screen):
-    """Choose the next token yourself, sample it, and watch the distribution move."""
+    """Choose the next token yourself, sample it, and watch the distribution move.
+
+    Layout follows the terminal: below 132 columns the controls take two rows; below 32 lines
+    the prompt box is shorter. The bars, surprisal and lens views each scroll."""
 
     area_title = "Next token"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (132, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+n", "switch_model", "Model", id="next.model", tooltip="Use the other model (chat/base)"),
         Binding("ctrl+o", "next_view", "View", id="next.view", tooltip="Bars, surprisal, logit lens"),
-        Binding("escape", "focus_bars", "Bars", id="next.focus", tooltip="Focus the bars (keys 1-9, s, u, r, a)"),
+        Binding("escape", "focus_view", "Bars", id="next.focus",
+                tooltip="Focus the view (bars: keys 1-9, s, u, r, a; every view: arrows scroll)"),
         Binding("ctrl+l", "lens_backend", "Lens model", id="next.lens", show=False,
                 tooltip="Load the transformers backend of this model for the logit lens"),
     ]
 
+    view: reactive[str] = reactive("bars", init=False)
+    """The view shown below the controls: bars, surprisal or lens."""
+    role: reactive[str] = reactive("chat", init=False)
+    """Which of the session's models is explored: chat or base."""
+    status: reactive[str] = reactive("waiting for the model…", init=False)
+    """What the screen is doing or what went wrong, shown in the info line."""
+
+    @dataclass
+    class Stepped(Message):
+        """A worker finished a job on `explorer` (prompt or step); `error` says why it failed."""
+
+        explorer: object
+        error: str = ""
+
+    @dataclass
+    class AutoTick(Message):
+        """Auto-stepping appended a token to `explorer`: redraw (ticks merge in the queue)."""
+
+        explorer: object
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, NextTokenScreen.AutoTick)
+
+    @dataclass
+    class ViewReady(Message):
+        """The surprisal or lens view's `result` for the path (or the `error` computing it)."""
+
+        view: str
+        result: object = None
+        error: str = ""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.role = "chat"
         self.explorer = None
-        self.view = "bars"
         self.cancel = threading.Event()
         self.last_sampled: int | None = None
-        self.status = "waiting for the model…"
-        self.lens_backend = None
+        self._entropy_for: tuple[int, ...] | None = None
+        self._entropy_value = 0.0
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
         yield TextArea(DEFAULT_PROMPT, id="next-prompt", soft_wrap=True, show_line_numbers=False)
         with Horizontal(id="next-controls"):
-            for name, value in (("temperature", "1.0"), ("top-k", "0"), ("top-p", "1.0"), ("seed", "0"),
-                                ("k shown", "10"), ("auto N", "10")):
-                yield Label(name)
-                yield Input(value, id=f"next-{name.replace(' ', '-')}", classes="next-number", compact=True)
-            yield Label("query")
-            yield Input(placeholder="a token, e.g. ' London'", id="next-query", compact=True)
+            with Horizontal(id="next-sampling", classes="next-row"):
+                for name, value in (("temperature", "1.0"), ("top-k", "0"), ("top-p", "1.0"), ("seed", "0")):
+                    yield Label(name)
+                    yield Input(value, id=f"next-{name}", classes="next-number", compact=True)
+            with Horizontal(id="next-shown", classes="next-row"):
+                for name, value in (("k shown", "10"), ("auto N", "10")):
+                    yield Label(name)
+                    yield Input(value, id=f"next-{name.replace(' ', '-')}", classes="next-number", compact=True)
+                yield Label("query")
+                yield Input(placeholder="a token, e.g. ' London'", id="next-query", compact=True)
         yield Static(id="next-info")
         with ContentSwitcher(initial="bars", id="next-views"):
             yield BarsView(id="bars")
             yield SurprisalView(id="surprisal")
-            yield Static(id="lens")
+            yield LensView(id="lens")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -87,11 +132,10 @@ class NextTokenScreen(Screen):
         p = p if 0.0 < p <= 1.0 else 1.0
         return SamplingSettings(temperature=t, top_k=k, top_p=p, seed=self._number("seed", int, 0))
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "next-query":
-            self.redraw()
-        elif event.input.id.startswith("next-"):
-            self.redraw()  # filters apply to the cached logits: no model call
+    @on(Input.Changed, ".next-number")
+    @on(Input.Changed, "#next-query")
+    def _settings_changed(self) -> None:
+        self.redraw()  # filters apply to the cached logits: no model call
 
     # ---- model ------------------------------------------------------------------------
     def _model_changed(self) -> None:
@@ -105,16 +149,18 @@ class NextTokenScreen(Screen):
             from lab.explorer import Explorer
 
             self.explorer = Explorer(backend)
-            self.lens_backend = None
             self.run_prompt()
 
     def action_switch_model(self) -> None:
         """Chat <-> base; the prompt text stays."""
         self.role = "base" if self.role == "chat" else "chat"
+
+    def watch_role(self) -> None:
         self.explorer = None
         self._model_changed()
 
-    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+    @on(TextArea.Changed, "#next-prompt")
+    def _prompt_changed(self) -> None:
         if self.explorer is not None:
             self.run_prompt()
 
@@ -125,9 +171,10 @@ class NextTokenScreen(Screen):
     def _run(self, job, status: str, show_status: bool = True) -> None:
         if self.explorer is None:
             return
-        self.status = status
-        if show_status:  # a single step is too quick to be worth a frame of its own
-            self.refresh_info()
+        if show_status:
+            self.status = status
+        else:  # a single step is too quick to be worth a frame of its own
+            self.set_reactive(NextTokenScreen.status, status)
         self._worker(self.explorer, job)
 
     @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
@@ -139,12 +186,14 @@ class NextTokenScreen(Screen):
             message = str(exc)
         except Exception as exc:  # never let a model failure kill the screen
             message = f"{exc.__class__.__name__}: {exc}"
-        self.app.call_from_thread(self._done, explorer, message)
+        self.post_message(self.Stepped(explorer, message))
 
-    def _done(self, explorer, message: str) -> None:
+    @on(Stepped)
+    def _stepped(self, event: Stepped) -> None:
+        explorer, message = event.explorer, event.error
         if explorer is not self.explorer:
             return
-        self.status = message
+        self.set_reactive(NextTokenScreen.status, message)  # redraw() below shows it
         if message:
             self.notify(message, severity="warning", timeout=6)
         self.redraw()
@@ -152,6 +201,11 @@ class NextTokenScreen(Screen):
             self._refresh_view()
         if not message:
             self._look_ahead(explorer, explorer.ids, self.settings())
+
+    @on(AutoTick)
+    def _auto_tick(self, event: AutoTick) -> None:
+        if event.explorer is self.explorer:
+            self.redraw()
 
     @work(thread=True, exclusive=True, group="next-ahead", exit_on_error=False)
     def _look_ahead(self, explorer, ids: tuple[int, ...], settings: SamplingSettings) -> None:
@@ -171,6 +225,7 @@ class NextTokenScreen(Screen):
             return
 
     # ---- steps --------------------------------------------------------------------------
+    @on(BarsView.Command)
     def on_bars_view_command(self, event: BarsView.Command) -> None:
         ex = self.explorer
         if ex is None or not ex.history:
@@ -213,17 +268,19 @@ class NextTokenScreen(Screen):
                     break
                 token = ex.sample(settings, seed0 + i)
                 ex.append(token, f"auto (seed {seed0 + i})")
-                self.app.call_from_thread(self.redraw)
+                self.post_message(self.AutoTick(ex))
 
         self._run(job, f"auto-stepping {n} tokens…")
 
-    def action_focus_bars(self) -> None:
+    def action_focus_view(self) -> None:
         self.cancel.set()
-        self.query_one("#bars", BarsView).focus()
+        self.query_one(f"#{self.view}").focus()
 
     def action_next_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
-        self.query_one("#next-views", ContentSwitcher).current = self.view
+
+    def watch_view(self, view: str) -> None:
+        self.query_one("#next-views", ContentSwitcher).current = view
         self._refresh_view()
         self.redraw()
 
@@ -239,7 +296,10 @@ class NextTokenScreen(Screen):
     def _run_view(self, job, view: str) -> None:
         if self.explorer is None:
             return
-        self.query_one(f"#{view}", Static).update("computing…")
+        if view == "lens":
+            self.query_one(LensView).note = "computing…"
+        else:
+            self.query_one(SurprisalView).update("computing…")
         self._view_worker(self.explorer, job, view)
 
     @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
@@ -250,58 +310,47 @@ class NextTokenScreen(Screen):
             result, error = None, str(exc)
         except Exception as exc:  # e.g. transformers missing: a message, not a crash
             result, error = None, f"{exc.__class__.__name__}: {exc}"
-        self.app.call_from_thread(self._view_done, view, result, error)
+        self.post_message(self.ViewReady(view, result, error))
 
-    def _view_done(self, view: str, result, error: str) -> None:
-        target = self.query_one(f"#{view}", Static)
-        if error:
-            target.update(error)
-        elif view == "surprisal":
-            target.show_rows(result)
-            target.focus()
+    @on(ViewReady)
+    def _view_ready(self, event: ViewReady) -> None:
+        if event.view == "lens":
+            lens = self.query_one(LensView)
+            if event.error:
+                lens.note = event.error
+            else:
+                lens.show_layers(event.result)
+                lens.focus()
         else:
-            target.update(self._lens_content(result))
+            surprisal = self.query_one(SurprisalView)
+            if event.error:
+                surprisal.update(event.error)
+            else:
+                surprisal.show_rows(event.result)
+                surprisal.focus()
 
     def _start_lens(self) -> None:
         ex = self.explorer
         if ex is None:
             return
-        backend = self.lens_backend or ex.backend
-        if not backend.capabilities.supports_hidden_states:
-            self.query_one("#lens", Static).update(
-                f"{ex.backend.info.name} runs on {ex.backend.info.backend}, which does not expose hidden states, "
-                "so there is no logit lens here.\nPress Ctrl+L to load the same model through transformers "
-                "(the first time converts the GGUF: tens of seconds; then it is cached).")
+        lens = self.app.session.lens_loaded(self.role)
+        if lens is None:
+            self.query_one(LensView).note = NO_LENS.format(name=ex.backend.info.name, backend=ex.backend.info.backend)
             return
         ids = list(ex.ids)
-        self._run_view(lambda _: backend.lens(ids, top_k=3), "lens")
+        self._run_view(lambda _: lens.lens(ids, top_k=3), "lens")
 
     def action_lens_backend(self) -> None:
+        """Load this model through transformers (in a worker; the session keeps it) and show the lens."""
         ex = self.explorer
-        if ex is None or self.lens_backend is not None:
+        if ex is None:
             return
-        from lab import catalogue
-
-        name = self.app.session.model_name(self.role)
-        self.query_one("#lens", Static).update(f"loading {name} through transformers…")
-
-        def job(_):
-            self.lens_backend = catalogue.load(name, backend="transformers", device=self.app.session.settings.device)
-            return self.lens_backend.lens(list(ex.ids), top_k=3)
-
-        self._view_worker(ex, job, "lens")
-
-    def _lens_content(self, layers) -> Content:
-        parts: list = [("Logit lens: the top token read from each layer's hidden state at the last position\n\n", "dim")]
-        for layer in layers:
-            best = layer.top[0]
-            name = "embeddings" if layer.layer == 0 else f"layer {layer.layer:>2}"
-            others = "  ".join(f"{label(t.piece, True)!r} {t.prob:.0%}" for t in layer.top[1:])
-            parts.append(f"{name:>10}  ")
-            parts.append((f"{label(best.piece, True)!r}", "bold"))
-            parts.append(f" {best.prob:6.1%}   ")
-            parts.append((others + "\n", "dim"))
-        return Content.assemble(*parts)
+        self.view = "lens"
+        session, role, ids = self.app.session, self.role, list(ex.ids)
+        if session.lens_loaded(role) is not None:
+            return  # showing the lens view computed it
+        self.query_one(LensView).note = f"loading {session.model_name(role)} through transformers…"
+        self._view_worker(ex, lambda _: session.load_lens(role).lens(ids, top_k=3), "lens")
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
@@ -315,24 +364,30 @@ class NextTokenScreen(Screen):
         yield "next: logit lens through transformers", self.action_lens_backend, "Load the model in transformers"
 
     # ---- drawing ----------------------------------------------------------------------------
+    def watch_status(self) -> None:
+        self.refresh_info()
+
     def refresh_info(self) -> None:
+        """Two lines: the model and the path's state, then the end of the path's text (one line each)."""
         info = self.query_one("#next-info", Static)
         ex = self.explorer
-        if ex is None or not ex.history:
+        step, position, count = ex.state() if ex is not None else (None, -1, 0)
+        if step is None:
             info.update(self.status, layout=False)
             return
         b = ex.backend
-        path = b.detokenize(ex.ids[-40:])  # the end of the path is what changes
-        tail = path[-70:].replace("\n", "↵")
+        width = max(20, info.content_region.width - 1)
+        path = b.detokenize(step.ids[-max(40, width // 2):])  # the end of the path is what changes
+        tail = path[-width:].replace("\n", "↵")
         info.update(Content.assemble(
             (f"{b.info.name} ({self.role}, {b.info.backend})", "bold"),
-            f" · {len(ex.ids)} tokens · state {ex.position + 1}/{len(ex.history)} ({ex.history[ex.position].how})"
+            f" · {len(step.ids)} tokens · state {position + 1}/{count} ({step.how})"
             f" · model calls {ex.model_calls}" + (f" · {self.status}" if self.status else ""),
-            "\n…" + tail if len(path) > 70 else "\n" + tail), layout=False)
+            "\n…" + tail[1:] if len(path) > width else "\n" + tail), layout=False)
 
     def _entropy(self, ids: tuple[int, ...], logits) -> float:
         """Entropy of the raw distribution, computed once per state."""
-        if getattr(self, "_entropy_for", None) != ids:
+        if self._entropy_for != ids:
             self._entropy_for, self._entropy_value = ids, self.explorer.entropy(logits)
         return self._entropy_value
 
@@ -344,7 +399,7 @@ class NextTokenScreen(Screen):
         ex = self.explorer
         bars = self.query_one("#bars", BarsView)
         if ex is None or not ex.history:
-            bars.update(self.status, layout=False)
+            bars.show_message(self.status)
             return
         ids = ex.ids
         logits = ex.cached(ids)
@@ -360,7 +415,7 @@ class NextTokenScreen(Screen):
             try:
                 qid = ex.token_for_text(query)
                 prob, rank = ex.backend.distribution_from_logits(logits, len(ids), 1, [qid]).queried[0][1:]
-                header += f"\nquery {label(ex.backend.token_bytes(qid), True)!r} (id {qid}): p={prob:.6f}, rank {rank:,}"
+                header += f"\nquery {one_line(ex.backend.token_bytes(qid))!r} (id {qid}): p={prob:.6f}, rank {rank:,}"
             except LabError as exc:
                 header += f"\nquery: {exc}"
         bars.show_rows(rows, header, self._entropy(ids, logits))

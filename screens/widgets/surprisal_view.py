@@ -1,4 +1,6 @@
-"""Surprisal: the prompt coloured by how expected each token was; select one to see the alternatives."""
+"""Surprisal: the prompt coloured by how expected each token was; select one to see the alternatives.
+
+←/→ (Home/End) select a token; ↑/↓, PgUp/PgDn and the wheel scroll a long prompt."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from lab.tokentext import label
+from screens.widgets.bars_view import one_line
 from lab.types import TokenSurprise
 
 
@@ -18,6 +21,10 @@ class SurprisalView(Static, can_focus=True):
         Binding("right", "move(1)", "Token →", show=False, id="surprisal.right"),
         Binding("home", "jump(0)", "First", show=False, id="surprisal.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="surprisal.last"),
+        Binding("up", "scroll_up", "Scroll up", show=False, id="surprisal.up"),
+        Binding("down", "scroll_down", "Scroll down", show=False, id="surprisal.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="surprisal.pageup"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="surprisal.pagedown"),
     ]
     COMPONENT_CLASSES = {"surprisal-view--low", "surprisal-view--mid", "surprisal-view--high",
                          "surprisal-view--cursor", "surprisal-view--dim"}
@@ -66,9 +73,9 @@ class SurprisalView(Static, can_focus=True):
             r = self.rows[self.cursor]
             parts.append("\n\n")
             if r.position == 0:
-                parts.append((f"{label(r.piece, True)!r} is the first token: nothing came before it to predict it.", dim))
+                parts.append((f"{one_line(r.piece)!r} is the first token: nothing came before it to predict it.", dim))
             else:
-                expected = ", ".join(f"{label(t.piece, True)!r} {t.prob:.1%}" for t in r.top)
-                parts.append(f"{label(r.piece, True)!r} at {r.position}: p={r.prob:.4f} ({r.bits:.1f} bits, "
+                expected = ", ".join(f"{one_line(t.piece)!r} {t.prob:.1%}" for t in r.top)
+                parts.append(f"{one_line(r.piece)!r} at {r.position}: p={r.prob:.4f} ({r.bits:.1f} bits, "
                              f"rank {r.rank:,}); the model expected {expected}")
         self.update(Content.assemble(*parts, strip_control_codes=False))
