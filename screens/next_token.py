@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
@@ -111,10 +111,12 @@ class NextTokenScreen(Screen):
                 yield Label("query")
                 yield Input(placeholder="a token, e.g. ' London'", id="next-query", compact=True)
         yield Static(id="next-info")
-        with ContentSwitcher(initial="bars", id="next-views"):
-            yield BarsView(id="bars")
-            yield SurprisalView(id="surprisal")
-            yield LensView(id="lens")
+        with ContentSwitcher(initial="bars-pane", id="next-views"):
+            for view in (BarsView(id="bars"), SurprisalView(id="surprisal"), LensView(id="lens")):
+                pane = VerticalScroll(id=f"{view.id}-pane", classes="next-pane")
+                pane.can_focus = False  # the view inside takes focus; its keys scroll the pane
+                with pane:
+                    yield view
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -280,7 +282,7 @@ class NextTokenScreen(Screen):
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
 
     def watch_view(self, view: str) -> None:
-        self.query_one("#next-views", ContentSwitcher).current = view
+        self.query_one("#next-views", ContentSwitcher).current = f"{view}-pane"
         self._refresh_view()
         self.redraw()
 

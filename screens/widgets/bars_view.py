@@ -3,8 +3,8 @@
 Each candidate is exactly one row: its piece is drawn with visible escapes on one line
 ("↵" for a newline, "→" for a tab, bytes of a partial character in hex) and cut to its
 column by cell width. The columns fit the widget's width: the bar takes the room left over
-(wider screens, longer bars) and the id column appears when there is room for it. The view
-scrolls (↑/↓, PgUp/PgDn, the wheel) when the rows do not fit its height.
+(wider screens, longer bars) and the id column appears when there is room for it. Its height
+is its content's: put it in a scrolling container (↑/↓, PgUp/PgDn and the wheel then scroll it).
 """
 
 from __future__ import annotations
@@ -76,16 +76,11 @@ class BarsView(Widget, can_focus=True):
         Binding("u,backspace", "command('undo')", "Undo", id="next.undo"),
         Binding("r", "command('redo')", "Redo", id="next.redo"),
         Binding("a", "command('auto')", "Auto-step", id="next.auto"),
-        Binding("up", "scroll_up", "Scroll up", show=False, id="next.bars.up"),
-        Binding("down", "scroll_down", "Scroll down", show=False, id="next.bars.down"),
-        Binding("pageup", "page_up", "Page up", show=False, id="next.bars.pageup"),
-        Binding("pagedown", "page_down", "Page down", show=False, id="next.bars.pagedown"),
     ]
 
     COMPONENT_CLASSES = {"bars-view--raw", "bars-view--filtered", "bars-view--dim", "bars-view--piece"}
     DEFAULT_CSS = """
-    BarsView { height: 1fr; padding: 0 1; overflow-y: auto; text-wrap: nowrap; text-overflow: ellipsis; }
-    BarsView:focus { background: $boost; }
+    BarsView { height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     BarsView > .bars-view--raw { color: $primary; }
     BarsView > .bars-view--filtered { color: $success; }
     BarsView > .bars-view--dim { color: $text-muted; }

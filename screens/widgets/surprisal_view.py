@@ -1,6 +1,7 @@
 """Surprisal: the prompt coloured by how expected each token was; select one to see the alternatives.
 
-←/→ (Home/End) select a token; ↑/↓, PgUp/PgDn and the wheel scroll a long prompt."""
+←/→ (Home/End) select a token. Its height is its content's: in a scrolling container ↑/↓,
+PgUp/PgDn and the wheel scroll a long prompt."""
 
 from __future__ import annotations
 
@@ -21,16 +22,11 @@ class SurprisalView(Static, can_focus=True):
         Binding("right", "move(1)", "Token →", show=False, id="surprisal.right"),
         Binding("home", "jump(0)", "First", show=False, id="surprisal.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="surprisal.last"),
-        Binding("up", "scroll_up", "Scroll up", show=False, id="surprisal.up"),
-        Binding("down", "scroll_down", "Scroll down", show=False, id="surprisal.down"),
-        Binding("pageup", "page_up", "Page up", show=False, id="surprisal.pageup"),
-        Binding("pagedown", "page_down", "Page down", show=False, id="surprisal.pagedown"),
     ]
     COMPONENT_CLASSES = {"surprisal-view--low", "surprisal-view--mid", "surprisal-view--high",
                          "surprisal-view--cursor", "surprisal-view--dim"}
     DEFAULT_CSS = """
-    SurprisalView { height: 1fr; padding: 0 1; overflow-y: auto; }
-    SurprisalView:focus { background: $boost; }
+    SurprisalView { height: auto; padding: 0 1; }
     SurprisalView > .surprisal-view--low { background: $success 50%; }
     SurprisalView > .surprisal-view--mid { background: $warning 50%; }
     SurprisalView > .surprisal-view--high { background: $error 60%; }
