@@ -15,7 +15,6 @@ import json
 import os
 import re
 import threading
-import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -590,35 +589,31 @@ def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSe
                 use_cache: bool = True, every: float = 0.05) -> None:
     """Sample one answer per seed, calling `emit(index, answer)` as text arrives (about every
     `every` seconds) and when it is done. Blocks: call from a worker thread."""
+    from lab.runs import SampleUpdate, stream_seeds
+
     model = model_identity(backend)
     for index, seed in enumerate(seeds):
         key = AnswerCache.key(model, prompt, settings, variant.max_tokens, seed, variant.tool)
-        if cancel.is_set():
-            emit(index, Answer(seed, stop="cancelled"))
-            continue
-        hit = cache.get(key) if (cache is not None and use_cache) else None
+        hit = cache.get(key) if (cache is not None and use_cache and not cancel.is_set()) else None
         if hit is not None:
             emit(index, hit)
             continue
         answer = Answer(seed)
-        t0 = last = time.perf_counter()
-        try:
-            gen = backend.stream(list(prompt.ids), dc_replace(settings, seed=seed), variant.max_tokens, cancel, top_n=1,
-                                 stop_text=prompt.stop_text)
-            for ev in gen:
-                answer.text += ev.text
-                now = time.perf_counter()
-                if now - last > every:
-                    emit(index, dc_replace(answer))
-                    last = now
-            answer.stop = gen.result.stop_reason
-            if answer.stop == "stop text":
-                answer.text = answer.text.split(prompt.stop_text)[0]
-        except LabError as exc:
-            answer.text, answer.stop = str(exc), "error"
+
+        def take(update: SampleUpdate, answer=answer, index=index) -> None:
+            answer.text += update.text
+            if update.error:
+                answer.text = update.error
+            answer.stop, answer.seconds = update.stop, update.seconds
+            if not update.done:
+                emit(index, dc_replace(answer))
+
+        stream_seeds(backend, prompt.ids, settings, [seed], variant.max_tokens, cancel, take, top_n=1,
+                     stop_text=prompt.stop_text, every=every)
+        if answer.stop == "stop text":
+            answer.text = answer.text.split(prompt.stop_text)[0]
         answer.text = answer.text.strip()
-        answer.seconds = time.perf_counter() - t0
-        if variant.tool and answer.stop != "cancelled":
+        if variant.tool and answer.stop not in ("cancelled", "error"):
             answer.program = extract_program(answer.text)
             if answer.program is not None:
                 emit(index, dc_replace(answer, stop=""))  # shown as "running the program"

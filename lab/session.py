@@ -44,6 +44,17 @@ class Session:
         with self._lock:
             return self._errors.get(role)
 
+    def role_status(self, role: str) -> str:
+        """"" when the role's model is loaded, else a sentence for the screen: "the chat model
+        (smollm2-135m-instruct) is loading…" or "the chat model failed to load: <why>"."""
+        with self._lock:
+            if role in self._backends:
+                return ""
+            err = self._errors.get(role)
+        if err is not None:
+            return f"the {role} model failed to load: {err.message}"
+        return f"the {role} model ({self.model_name(role)}) is loading…"
+
     def load(self, role: str):
         """Load (once) and return the backend for `role`. Blocks: call from a worker thread.
 
