@@ -22,7 +22,7 @@ from dataclasses import replace as dc_replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from lab.basechat import Request, base_request, chat_request
+from lab.prompts import Request, base_request, chat_request
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 from lab.errors import LabError
 
-ROLES = ("chat", "base")
+MODEL_ROLES = ("chat", "base")  # the two models a session holds
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Session:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._lock = threading.Lock()
-        self._role_locks = {role: threading.Lock() for role in ROLES}
+        self._role_locks = {role: threading.Lock() for role in MODEL_ROLES}
         self._backends: dict[str, object] = {}
         self._errors: dict[str, LabError] = {}
 

@@ -15,7 +15,7 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
-from lab.session import ROLES, Session, Settings
+from lab.session import MODEL_ROLES, Session, Settings
 from screens.commands import LabCommands
 
 AREAS = {  # mode name -> (title, key, footer label)
@@ -73,7 +73,7 @@ class LabApp(App):
         self.session = session
         self.load_models = load_models
         self.screenshot_dir = screenshot_dir
-        self.model_states: dict[str, str] = {role: "waiting" for role in ROLES}
+        self.model_states: dict[str, str] = {role: "waiting" for role in MODEL_ROLES}
         self.device_label = session.settings.device if session.settings.device != "auto" else "…"
         self.models_changed: Signal = Signal(self, "models-changed")
         self.last_screenshot: Path | None = None
@@ -113,7 +113,7 @@ class LabApp(App):
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
-        for role in ROLES:
+        for role in MODEL_ROLES:
             self.load_role(role)
 
     def load_role(self, role: str) -> None:

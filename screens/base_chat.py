@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Label
 
-from lab.basechat import PRESETS, Request, base_request, chat_request
+from lab.prompts import PRESETS, Request, base_request, chat_request
 from lab.errors import LabError
 from lab.runs import RunHandle, SampleUpdate, stream_seeds
 from lab.sampling import SamplingSettings
