@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 from lab.errors import LabError
 
-ROLES = ("chat", "base")
+MODEL_ROLES = ("chat", "base")  # the two models a session holds
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Session:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._lock = threading.Lock()
-        self._role_locks = {role: threading.Lock() for role in ROLES}
+        self._role_locks = {role: threading.Lock() for role in MODEL_ROLES}
         self._backends: dict[str, object] = {}
         self._errors: dict[str, LabError] = {}
         self._lens_lock = threading.Lock()  # one lens load at a time
@@ -49,6 +49,17 @@ class Session:
     def error(self, role: str) -> LabError | None:
         with self._lock:
             return self._errors.get(role)
+
+    def role_status(self, role: str) -> str:
+        """"" when the role's model is loaded, else a sentence for the screen: "the chat model
+        (smollm2-135m-instruct) is loading…" or "the chat model failed to load: <why>"."""
+        with self._lock:
+            if role in self._backends:
+                return ""
+            err = self._errors.get(role)
+        if err is not None:
+            return f"the {role} model failed to load: {err.message}"
+        return f"the {role} model ({self.model_name(role)}) is loading…"
 
     def load(self, role: str):
         """Load (once) and return the backend for `role`. Blocks: call from a worker thread.

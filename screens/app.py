@@ -10,13 +10,13 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
 from textual.screen import ModalScreen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
-from lab.session import ROLES, Session, Settings
+from lab.session import MODEL_ROLES, Session, Settings
+from screens.commands import LabCommands
 
 AREAS = {  # mode name -> (title, key, footer label)
     "tokens": ("Tokens", "f1", "Tokens"),
@@ -45,37 +45,12 @@ def _mode_screen(mode: str):
     return build
 
 
-class LabCommands(Provider):
-    """Palette commands named "area: action"."""
-
-    def _commands(self):
-        app = self.app
-        for mode, (title, _, _) in AREAS.items():
-            yield f"mode: {title.lower()}", (lambda m=mode: app.switch_mode(m)), f"Switch to the {title} screen"
-        yield "app: save screenshot", app.action_save_screenshot, "Save an SVG of the current screen"
-        yield "models: reload", app.action_reload_models, "Load the base and chat models again"
-        screen_commands = getattr(app.screen, "palette_commands", None)
-        if screen_commands is not None:
-            yield from screen_commands()
-
-    async def discover(self) -> Hits:
-        for name, callback, help_text in self._commands():
-            yield Hit(1.0, name, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, callback, help_text in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
-
-
 class LabApp(App):
     """deepdive-lab: see how language models work, on real models."""
 
     TITLE = "deepdive-lab"
     CSS_PATH = "lab.tcss"
-    COMMANDS = App.COMMANDS | {LabCommands}
+    COMMANDS = App.COMMANDS | {LabCommands}  # and each screen's own (screens.commands.ScreenCommands)
     MODES = {mode: _mode_screen(mode) for mode in AREAS}
     DEFAULT_MODE = "tokens"
     BINDINGS = [
@@ -98,7 +73,7 @@ class LabApp(App):
         self.session = session
         self.load_models = load_models
         self.screenshot_dir = screenshot_dir
-        self.model_states: dict[str, str] = {role: "waiting" for role in ROLES}
+        self.model_states: dict[str, str] = {role: "waiting" for role in MODEL_ROLES}
         self.device_label = session.settings.device if session.settings.device != "auto" else "…"
         self.models_changed: Signal = Signal(self, "models-changed")
         self.last_screenshot: Path | None = None
@@ -138,7 +113,7 @@ class LabApp(App):
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
-        for role in ROLES:
+        for role in MODEL_ROLES:
             self.load_role(role)
 
     def load_role(self, role: str) -> None:
@@ -164,6 +139,13 @@ class LabApp(App):
             message = str(err) if isinstance(err, LabError) else f"{err.__class__.__name__}: {err}"
             self._set_state(role, "failed")
             self.notify(message, title=f"The {role} model failed to load", severity="error", timeout=12)
+
+    def get_system_commands(self, screen):
+        """Textual's own commands, less its "Screenshot" (the lab's "app: save screenshot" saves
+        to the lab's folder)."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":
+                yield command
 
     # ---- screenshots ------------------------------------------------------------------
     def action_save_screenshot(self) -> None:

@@ -57,6 +57,8 @@ async def type_text(pilot, text: str) -> None:
         i = j
 
 
-def shown(widget: Static) -> str:
-    """The plain text a Static widget shows."""
-    return str(widget.render())
+def shown(widget) -> str:
+    """The plain text a widget shows: a Static's content, or a container's Statics, top to bottom."""
+    if isinstance(widget, Static):
+        return str(widget.render())
+    return "\n".join(str(s.render()) for s in widget.query(Static) if s.display)
