@@ -24,11 +24,12 @@ from textual.widgets import ContentSwitcher, Input, Label, Static, TextArea
 
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
-from screens.forms import number_in
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.bars_view import BarsView, one_line
 from screens.widgets.lens_view import LensView
+from screens.widgets.number_field import NumberField
 from screens.widgets.surprisal_view import SurprisalView
 
 VIEWS = ("bars", "surprisal", "lens")
@@ -45,6 +46,7 @@ class NextTokenScreen(Screen):
     the prompt box is shorter. The bars, surprisal and lens views each scroll."""
 
     area_title = "Next token"
+    COMMANDS = {ScreenCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (132, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
@@ -101,13 +103,15 @@ class NextTokenScreen(Screen):
         yield TextArea(DEFAULT_PROMPT, id="next-prompt", soft_wrap=True, show_line_numbers=False)
         with Horizontal(id="next-controls"):
             with Horizontal(id="next-sampling", classes="next-row"):
-                for name, value in (("temperature", "1.0"), ("top-k", "0"), ("top-p", "1.0"), ("seed", "0")):
+                for name, value, kind, lo, hi in (("temperature", "1.0", float, 0.0, 5.0), ("top-k", "0", int, 0, None),
+                                                  ("top-p", "1.0", float, 0.01, 1.0), ("seed", "0", int, 0, 2**31)):
                     yield Label(name)
-                    yield Input(value, id=f"next-{name}", classes="next-number", compact=True)
+                    yield NumberField(value, kind=kind, lo=lo, hi=hi, id=f"next-{name}", classes="next-number")
             with Horizontal(id="next-shown", classes="next-row"):
-                for name, value in (("k shown", "10"), ("auto N", "10")):
+                for name, value, lo, hi in (("k shown", "10", 1, 50), ("auto N", "10", 1, 200)):
                     yield Label(name)
-                    yield Input(value, id=f"next-{name.replace(' ', '-')}", classes="next-number", compact=True)
+                    yield NumberField(value, kind=int, lo=lo, hi=hi, id=f"next-{name.replace(' ', '-')}",
+                                      classes="next-number")
                 yield Label("query")
                 yield Input(placeholder="a token, e.g. ' London'", id="next-query", compact=True)
         yield Static(id="next-info")
@@ -124,15 +128,13 @@ class NextTokenScreen(Screen):
         self._model_changed()
 
     # ---- settings ---------------------------------------------------------------------
-    def _number(self, name: str, kind, default):
-        return number_in(self.query_one(f"#next-{name}", Input), kind, default)
+    def number(self, name: str):
+        """The value in use in box `name`: the typed one when valid, else the last good one (shown beside it)."""
+        return self.query_one(f"#next-{name}", NumberField).number
 
     def settings(self) -> SamplingSettings:
-        t = max(0.0, self._number("temperature", float, 1.0))
-        k = max(0, self._number("top-k", int, 0))
-        p = self._number("top-p", float, 1.0)
-        p = p if 0.0 < p <= 1.0 else 1.0
-        return SamplingSettings(temperature=t, top_k=k, top_p=p, seed=self._number("seed", int, 0))
+        return SamplingSettings(temperature=self.number("temperature"), top_k=self.number("top-k"),
+                                top_p=self.number("top-p"), seed=self.number("seed"))
 
     @on(Input.Changed, ".next-number")
     @on(Input.Changed, "#next-query")
@@ -143,8 +145,7 @@ class NextTokenScreen(Screen):
     def _model_changed(self) -> None:
         backend = self.app.session.loaded(self.role)
         if backend is None:
-            err = self.app.session.error(self.role)
-            self.status = f"the {self.role} model failed to load: {err.message}" if err else f"the {self.role} model is loading…"
+            self.status = self.app.session.role_status(self.role)
             self.redraw()
             return
         if self.explorer is None or self.explorer.backend is not backend:
@@ -257,7 +258,7 @@ class NextTokenScreen(Screen):
             ex.redo()
             self.redraw()
         elif event.name == "auto":
-            self.auto_step(self._number("auto-N", int, 10), self.settings())
+            self.auto_step(self.number("auto-N"), self.settings())
 
     def auto_step(self, n: int, settings: SamplingSettings) -> None:
         self.cancel.clear()
@@ -265,7 +266,7 @@ class NextTokenScreen(Screen):
         seed0 = settings.seed or 0
 
         def job(ex) -> None:
-            for i in range(max(0, min(n, 200))):
+            for i in range(n):
                 if cancel.is_set():
                     break
                 token = ex.sample(settings, seed0 + i)
@@ -407,7 +408,7 @@ class NextTokenScreen(Screen):
         logits = ex.cached(ids)
         if logits is None:
             return  # the worker computing them redraws when done
-        k = max(1, min(self._number("k-shown", int, 10), 50))
+        k = self.number("k-shown")
         settings = self.settings()
         rows = ex.filtered(settings, k, logits)
         header = (f"after {len(ids)} tokens · temperature {settings.temperature:g}, top-k {settings.top_k or 'off'}, "

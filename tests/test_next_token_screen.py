@@ -290,3 +290,25 @@ async def test_surprisal_of_a_long_prompt_scrolls():
         assert pane.scroll_y == 0
         await wheel(pilot, "#surprisal-pane")
         assert pane.scroll_y > 0
+
+
+async def test_a_bad_number_is_shown_as_bad_and_the_last_good_value_stays_in_use():
+    app = make_test_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = await open_screen(pilot, app)
+        box = s.query_one("#next-temperature", Input)
+        await pilot.click("#next-temperature")
+        await pilot.press("end", "backspace", "backspace", "backspace", "0", ".", "5")
+        await settle(app, pilot)
+        assert s.settings().temperature == 0.5 and "temperature 0.5," in shown(s.query_one("#bars"))
+        await pilot.press("a", "b", "c")
+        await settle(app, pilot)
+        assert box.value == "0.5abc" and box.has_class("-invalid")
+        assert any("using 0.5" in line for line in screen_lines(app))  # said on screen, beside the box
+        assert s.settings().temperature == 0.5 and "temperature 0.5," in shown(s.query_one("#bars"))
+        rows = s.explorer.filtered(SamplingSettings(temperature=0.5), 10, s.explorer.cached(s.explorer.ids))
+        assert f"{rows[0].prob * 100:.2f}%" in shown(s.query_one("#bars"))
+        await pilot.press("backspace", "backspace", "backspace", "backspace", "backspace", "backspace", "2")
+        await settle(app, pilot)
+        assert not box.has_class("-invalid") and s.settings().temperature == 2.0
+        assert not any("using" in line for line in screen_lines(app))

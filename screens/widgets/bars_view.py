@@ -18,7 +18,7 @@ from rich.cells import cell_len
 from textual.binding import Binding
 from textual.content import Content
 from textual.message import Message
-from textual.widget import Widget
+from textual.widgets import Static
 
 from lab.explorer import FilteredRow
 from lab.tokentext import label
@@ -67,8 +67,10 @@ class Columns:
         return cls(token, max(MIN_BAR, width - fixed), show_id, after)
 
 
-class BarsView(Widget, can_focus=True):
-    """Top-k bars. Keys here (not in the prompt box): 1-9 pick, s sample, u undo, r redo, a auto."""
+class BarsView(Static, can_focus=True):
+    """Top-k bars. Keys here (not in the prompt box): 1-9 pick, s sample, u undo, r redo, a auto.
+
+    A Static whose `render` draws its own state (`show_rows`, `show_message`) at its current width."""
 
     BINDINGS = [
         *(Binding(str(k), f"pick({k})", f"Pick {k}", show=False, id=f"next.pick{k}") for k in range(1, 10)),

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from rich.cells import cell_len
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widget import Widget
+from textual.widgets import Static
 
 from lab.types import LayerPrediction
 from screens.widgets.bars_view import fit, one_line, wrapped
 
 
-class LensView(Widget, can_focus=True):
+class LensView(Static, can_focus=True):
+    """A Static whose `render` draws `layers` or `note` at its current width."""
+
     COMPONENT_CLASSES = {"lens-view--dim", "lens-view--top"}
     DEFAULT_CSS = """
     LensView { height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
