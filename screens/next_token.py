@@ -84,9 +84,10 @@ class NextTokenScreen(Screen):
 
     @dataclass
     class ViewReady(Message):
-        """The surprisal or lens view's `result` for the path (or the `error` computing it)."""
+        """The surprisal or lens view's `result` for `explorer`'s path (or the `error` computing it)."""
 
         view: str
+        explorer: object
         result: object = None
         error: str = ""
 
@@ -94,7 +95,6 @@ class NextTokenScreen(Screen):
         super().__init__(**kwargs)
         self.explorer = None
         self.cancel = threading.Event()
-        self.last_sampled: int | None = None
         self._entropy_for: tuple[int, ...] | None = None
         self._entropy_value = 0.0
 
@@ -248,7 +248,6 @@ class NextTokenScreen(Screen):
             from lab.sampling import make_rng, sample
 
             token = sample(logits, settings, make_rng(seed))
-            self.last_sampled = token
             self.query_one("#next-seed", Input).value = str(seed + 1)  # next sample: a new, visible seed
             self._run(lambda e: e.append(token, f"sampled (seed {seed})"), "", show_status=False)
         elif event.name == "undo":
@@ -313,10 +312,12 @@ class NextTokenScreen(Screen):
             result, error = None, str(exc)
         except Exception as exc:  # e.g. transformers missing: a message, not a crash
             result, error = None, f"{exc.__class__.__name__}: {exc}"
-        self.post_message(self.ViewReady(view, result, error))
+        self.post_message(self.ViewReady(view, explorer, result, error))
 
     @on(ViewReady)
     def _view_ready(self, event: ViewReady) -> None:
+        if event.explorer is not self.explorer:
+            return  # computed for a model no longer shown
         if event.view == "lens":
             lens = self.query_one(LensView)
             if event.error:
@@ -385,7 +386,7 @@ class NextTokenScreen(Screen):
         info.update(Content.assemble(
             (f"{b.info.name} ({self.role}, {b.info.backend})", "bold"),
             f" · {len(step.ids)} tokens · state {position + 1}/{count} ({step.how})"
-            f" · model calls {ex.model_calls}" + (f" · {self.status}" if self.status else ""),
+            + (f" · {self.status}" if self.status else "") + f" · model calls {ex.model_calls}",
             "\n…" + tail[1:] if len(path) > width else "\n" + tail), layout=False)
 
     def _entropy(self, ids: tuple[int, ...], logits) -> float:

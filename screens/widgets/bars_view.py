@@ -34,12 +34,12 @@ def one_line(piece: bytes) -> str:
 def fit(text: str, width: int) -> str:
     """`text` cut to `width` terminal cells (an ellipsis marks the cut), padded to exactly `width`."""
     if cell_len(text) > width:
-        out = ""
-        for ch in text:
-            if cell_len(out + ch) > width - 1:
+        cells = 0
+        for i, ch in enumerate(text):
+            cells += cell_len(ch)
+            if cells > width - 1:
+                text = text[:i] + "…"
                 break
-            out += ch
-        text = out + "…"
     return text + " " * (width - cell_len(text))
 
 
