@@ -8,7 +8,7 @@ from textual.widgets import Input, TextArea
 
 from lab.sampling import SamplingSettings, make_rng, sample
 from screens.widgets.bars_view import one_line
-from tests.helpers import make_test_app, settle, shown
+from tests.helpers import make_test_app, settle, shown, type_text
 
 SIZES = [(80, 24), (120, 40), (200, 50)]
 CONTROLS = ["#next-temperature", "#next-top-k", "#next-top-p", "#next-seed", "#next-k-shown", "#next-auto-N",
@@ -312,3 +312,21 @@ async def test_a_bad_number_is_shown_as_bad_and_the_last_good_value_stays_in_use
         await settle(app, pilot)
         assert not box.has_class("-invalid") and s.settings().temperature == 2.0
         assert not any("using" in line for line in screen_lines(app))
+
+
+async def test_the_layout_follows_a_resize_and_palette_commands_reach_the_screen():
+    app = make_test_app()
+    async with app.run_test(size=(200, 50)) as pilot:
+        s = await open_screen(pilot, app)
+        bar = lambda: max(line.count("█") + line.count("░") for line in screen_lines(app))  # noqa: E731
+        wide = bar()
+        assert s.query_one("#next-query").region.y == s.query_one("#next-seed").region.y  # one row of boxes
+        await pilot.resize_terminal(80, 24)
+        await settle(app, pilot)
+        assert bar() < wide and all(len(line.rstrip()) <= 80 for line in screen_lines(app))
+        assert s.query_one("#next-query").region.y == s.query_one("#next-seed").region.y + 1  # two rows
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "next: next view")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert s.view == "surprisal" and s.query_one("#surprisal-pane").display
