@@ -4,7 +4,9 @@ Type a prompt; the bars show the model's probability for its top-k next tokens a
 them, the probabilities after temperature / top-k / top-p (recomputed from cached logits,
 no new forward pass). Focus the bars (Esc from the prompt) and press 1-9 to append a
 candidate, s to sample one with the visible seed, u to undo, r to redo, a to auto-step.
-Views (Ctrl+O): bars, surprisal (how expected each prompt token was), logit lens.
+Views (Ctrl+O): bars, surprisal (how expected each prompt token was), logit lens; each sits in
+a scrolling pane. Model calls run in thread workers that post small messages (`Stepped`,
+`AutoTick`, `ViewReady`); the UI thread applies them. The lens model belongs to the session.
 """
 
 from __future__ import annotations
@@ -229,7 +231,7 @@ class NextTokenScreen(Screen):
 
     # ---- steps --------------------------------------------------------------------------
     @on(BarsView.Command)
-    def on_bars_view_command(self, event: BarsView.Command) -> None:
+    def _bars_command(self, event: BarsView.Command) -> None:
         ex = self.explorer
         if ex is None or not ex.history:
             return
@@ -358,7 +360,7 @@ class NextTokenScreen(Screen):
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
-        bars = lambda name: (lambda: self.on_bars_view_command(BarsView.Command(name)))  # noqa: E731
+        bars = lambda name: (lambda: self._bars_command(BarsView.Command(name)))  # noqa: E731
         yield "next: sample a token", bars("sample"), "Sample with the current settings and seed"
         yield "next: undo", bars("undo"), "Back to the previous state"
         yield "next: redo", bars("redo"), "Forward again along the path"
