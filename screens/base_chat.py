@@ -253,6 +253,25 @@ class BaseChatScreen(Screen):
     def action_cancel(self) -> None:
         self.runs.stop()
 
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["basechat"]); "run" generates."""
+        if "preset" in fields:
+            self.load_preset(fields["preset"])
+        if "prompt" in fields:
+            self.query_one("#bc-prompt", Input).value = fields["prompt"]
+        if "few_shot" in fields:
+            self.query_one("#bc-fewshot", Checkbox).value = fields["few_shot"]
+        if "system" in fields:
+            self.query_one("#bc-system", Input).value = fields["system"]
+            self.query_one("#bc-system-on", Checkbox).value = bool(fields["system"])
+        for key, box in (("samples", "samples"), ("seed", "seed"), ("temperature", "temperature"),
+                         ("top_p", "top-p"), ("max_tokens", "max-tokens")):
+            if key in fields:
+                self.query_one(f"#bc-{box}", NumberField).value = str(fields[key])
+        self._label_checkboxes()
+        if fields.get("run"):
+            self.action_generate()
+
     def palette_commands(self):
         yield "basechat: generate", self.action_generate, "Generate in both panes"
         yield "basechat: re-roll", self.action_reroll, "Generate again with new seeds"
