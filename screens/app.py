@@ -70,7 +70,8 @@ class LabApp(App):
     ]
 
     def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None,
-                 training_dir: Path | None = None, failures_dir: Path | None = None, talk=None) -> None:
+                 training_dir: Path | None = None, failures_dir: Path | None = None, talk=None,
+                 samples_dir: Path | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
         from screens.training_run import TrainingRun
@@ -78,6 +79,7 @@ class LabApp(App):
         self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
         self.training_dir = training_dir or cache_dir() / "tiny"
         self.failures_dir = failures_dir or cache_dir() / "failures"  # cached answers of the failure demos
+        self.samples_dir = samples_dir or cache_dir() / "samples"  # cached Base vs chat samples
         self.session = session
         self.load_models = load_models
         self.screenshot_dir = screenshot_dir
@@ -243,7 +245,7 @@ class LabApp(App):
 def make_app(base_model: str | None = None, chat_model: str | None = None, device: str = "auto",
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
              screenshot_dir: Path | None = None, training_dir: Path | None = None,
-             failures_dir: Path | None = None, talk=None) -> LabApp:
+             failures_dir: Path | None = None, talk=None, samples_dir: Path | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -253,4 +255,4 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
             settings.chat_model = chat_model
         session = Session(settings)
     return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
-                  failures_dir=failures_dir, talk=talk)
+                  failures_dir=failures_dir, talk=talk, samples_dir=samples_dir)

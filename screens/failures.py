@@ -252,6 +252,8 @@ class FailuresScreen(Screen):
         if not self.runs.is_current(message.run):
             return
         view = self.query_one(f"#fl-result-{message.variant}", ResultView)
+        if not message.answer.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         if message.index < len(view.answers):
             view.answers[message.index] = message.answer
             view.redraw()

@@ -83,6 +83,7 @@ class TalkMode:
         self.index = -1
         self.show_notes = False
         self.captions: list[TalkCaption] = []  # one per screen the talk has shown
+        self.live = False  # the current step sampled a model: its rehearsal cache did not hold it
 
     @property
     def step(self) -> Step | None:
@@ -91,7 +92,7 @@ class TalkMode:
     async def go(self, index: int) -> None:
         """Put the lab in the state of step `index` (0-based; clamped to the track)."""
         index = max(0, min(len(self.track.steps) - 1, index))
-        self.index = index
+        self.index, self.live = index, False
         step = self.track.steps[index]
         self._write_position()
         if step.error:
@@ -111,6 +112,12 @@ class TalkMode:
             self.app.simulate_key(key)
         self.refresh_caption()
 
+    def mark_live(self) -> None:
+        """The step is computing live (no rehearsal cache held it): the caption says so once."""
+        if not self.live:
+            self.live = True
+            self.refresh_caption()
+
     def refresh_caption(self, problem: str = "") -> None:
         screen = self.app.screen
         captions = screen.query(TalkCaption)
@@ -127,6 +134,8 @@ class TalkMode:
         caption.set_class(bool(problem), "-error")
         head = f"▶ {step.index}/{len(self.track.steps)}  "
         parts: list = [head, problem or step.caption]
+        if self.live and not problem:
+            parts.append(("  · live: not in the rehearsal cache", "italic"))
         parts.append(("   PgDn next · PgUp back · F9 steps · Esc leave", "dim"))
         if self.show_notes and step.notes:
             parts += ["\n", (step.notes, "italic")]
