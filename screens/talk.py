@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -162,3 +163,71 @@ class TalkMode:
             os.replace(tmp, path)
         except OSError:
             pass  # the notes follower is a convenience: a read-only cache only costs it
+
+
+# ---- rehearsal and the notes follower ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rehearsed:
+    step: int
+    screen: str
+    seconds: float
+    problem: str = ""
+
+
+async def rehearse(pilot, track: Track, report: list, say=print) -> None:
+    """Run every step of `track` headless, as on stage, waiting for each to finish (so the
+    answer and sample caches fill); `say` one line per step, then the total and the slowest."""
+    from screens.headless import settle
+
+    app = pilot.app
+    await settle(app, pilot)
+    app.start_talk(track)
+    await settle(app, pilot)
+    start = time.perf_counter()
+    for i, step in enumerate(track.steps):
+        t0 = time.perf_counter()
+        problem = step.error
+        if not problem:
+            await app.talk.go(i)
+            await settle(app, pilot)
+            problem = _screen_problem(app, step)
+        row = Rehearsed(step.index, step.screen, time.perf_counter() - t0, problem)
+        report.append(row)
+        say(f"step {row.step:>2} {row.screen:<9} {row.seconds:6.1f} s  {'FAILED: ' + problem if problem else 'ok'}"
+            f"  {step.caption}")
+    total = time.perf_counter() - start
+    slowest = sorted(report, key=lambda r: -r.seconds)[:3]
+    say(f"rehearsed {len(report)} steps in {total:.1f} s; slowest: "
+        + ", ".join(f"step {r.step} ({r.seconds:.1f} s)" for r in slowest))
+    failed = [r for r in report if r.problem]
+    say(f"{len(failed)} step(s) failed" if failed else "every step ran")
+    app.exit()
+
+
+def _screen_problem(app, step: Step) -> str:
+    """What went wrong on a step's screen, if anything: a model that did not load."""
+    for role in ("chat", "base"):
+        err = app.session.error(role)
+        if err is not None and step.screen in ("next", "basechat", "failures"):
+            return f"the {role} model failed to load: {err.message}"
+    return ""
+
+
+def follow_notes(say=print, poll: float = 0.3, stop=None) -> None:
+    """Print the caption and notes of the step the talk shows, each time it changes
+    (`deepdive-lab talk notes`, in a second terminal beside the projector's)."""
+    path = position_file()
+    last = None
+    say(f"following the talk's notes ({path}); Ctrl+C stops")
+    while stop is None or not stop():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        key = data and (data.get("time"), data.get("index"))
+        if data and key != last:
+            last = key
+            say(f"\n── step {data['index']}/{data['total']} · {data.get('caption', '')}")
+            say(data.get("error") or data.get("notes") or "(no notes for this step)")
+        time.sleep(poll)
