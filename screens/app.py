@@ -106,12 +106,13 @@ class LabApp(App):
 
         return isinstance(self.focused, (Input, TextArea))
 
-    def start_talk(self, track) -> None:
-        """Open a talk track (a `lab.talk.Track`) and go to its first step."""
+    def start_talk(self, track, go: bool = True) -> None:
+        """Open a talk track (a `lab.talk.Track`) and (unless `go` is False) show its first step."""
         from screens.talk import TalkMode
 
         self.talk = TalkMode(self, track)
-        self.call_after_refresh(lambda: self.run_worker(self.talk.go(0), group="talk", exclusive=True))
+        if go:
+            self.call_after_refresh(lambda: self.run_worker(self.talk.go(0), group="talk", exclusive=True))
 
     def action_talk_start(self, path: str | None = None) -> None:
         from lab.errors import LabError

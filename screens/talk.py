@@ -182,7 +182,7 @@ async def rehearse(pilot, track: Track, report: list, say=print) -> None:
 
     app = pilot.app
     await settle(app, pilot)
-    app.start_talk(track)
+    app.start_talk(track, go=False)
     await settle(app, pilot)
     start = time.perf_counter()
     for i, step in enumerate(track.steps):

@@ -25,7 +25,7 @@ def screen_text(app) -> str:
 
 async def run_steps(app, pilot, track) -> list[str]:
     await settle(app, pilot)
-    app.start_talk(track)
+    app.start_talk(track, go=False)
     await settle(app, pilot)
     texts = []
     for i in range(len(track.steps)):
