@@ -89,6 +89,7 @@ class LabApp(App):
         self.last_screenshot: Path | None = None
         self.heavy_at_first_frame: list[str] | None = None  # heavy libraries already imported at the first frame
         self._after_first_frame: list = []
+        self.load_started: dict[str, float] = {}  # role -> when its load began (monotonic)
         self.talk = None  # a screens.talk.TalkMode while a talk track is open
         self._talk_at_start = talk  # a lab.talk.Track to open once the first frame is on screen
 
@@ -193,7 +194,24 @@ class LabApp(App):
         for role in MODEL_ROLES:
             self.load_role(role)
 
+    def action_pick_model(self, role: str) -> None:
+        """Choose the model for a role from the catalogue; it loads with its progress shown."""
+        from screens.model_picker import ModelPicker
+
+        def chosen(name: str | None) -> None:
+            if name and name != self.session.model_name(role):
+                cancel = getattr(self.screen, "action_cancel", None)
+                if cancel is not None:
+                    cancel()  # streams of the old model stop first
+                self.session.use(role, name)
+                self.load_role(role)
+
+        self.push_screen(ModelPicker(role, self.session.model_name(role)), chosen)
+
     def load_role(self, role: str) -> None:
+        import time
+
+        self.load_started[role] = time.monotonic()
         self._set_state(role, "loading")
         self.run_worker(lambda: (role, self.session.load(role)), name=role, group="models", thread=True,
                         exit_on_error=False)
