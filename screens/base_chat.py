@@ -21,7 +21,7 @@ from textual.widgets import Checkbox, Input, Label
 
 from lab.prompts import PRESETS, Request, base_request, chat_request
 from lab.errors import LabError
-from lab.runs import RunHandle, SampleUpdate, stream_seeds
+from lab.runs import RunHandle, SampleCache, SampleUpdate, stream_seeds
 from lab.sampling import SamplingSettings
 from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
@@ -64,6 +64,7 @@ class BaseChatScreen(Screen):
         self.runs = RunHandle()
         self.preset_index = -1
         self.asked: dict[str, Request] = {}  # the request each pane's samples answer
+        self.use_cache = True  # replay samples already made with the same model, prompt, settings and seed
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
@@ -231,9 +232,10 @@ class BaseChatScreen(Screen):
             self.asked[role] = req
             seeds = [settings.seed + i for i in range(n)]
             pane.start(seeds)
+            cache = SampleCache(self.app.samples_dir) if self.use_cache else None
             self.run_worker(lambda r=role, b=backend, q=req, s=seeds: stream_seeds(
                 b, q.ids, settings, s, max_tokens, run.cancel,
-                lambda u, r=r: self.post_message(PaneUpdate(r, run.id, u)), stop_text=q.stop_text),
+                lambda u, r=r: self.post_message(PaneUpdate(r, run.id, u)), stop_text=q.stop_text, cache=cache),
                 name=f"pane-{role}", group=f"pane-{role}", thread=True, exclusive=True, exit_on_error=False)
 
     def on_pane_update(self, message: PaneUpdate) -> None:
@@ -247,14 +249,48 @@ class BaseChatScreen(Screen):
             sample.events.extend(u.events)
             if u.done:
                 stop = "stop text (the next 'Human:')" if u.stop == "stop text" else u.stop
-                sample.stop_reason, sample.seconds = stop, u.seconds
+                sample.stop_reason, sample.seconds, sample.cached = stop, u.seconds, u.cached
+        if not u.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         pane.redraw()
 
     def action_cancel(self) -> None:
         self.runs.stop()
 
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["basechat"]); "run" generates."""
+        if "preset" in fields:
+            self.load_preset(fields["preset"])
+        if "prompt" in fields:
+            self.query_one("#bc-prompt", Input).value = fields["prompt"]
+        if "few_shot" in fields:
+            self.query_one("#bc-fewshot", Checkbox).value = fields["few_shot"]
+        if "system" in fields:
+            self.query_one("#bc-system", Input).value = fields["system"]
+            self.query_one("#bc-system-on", Checkbox).value = bool(fields["system"])
+        for key, box in (("samples", "samples"), ("seed", "seed"), ("temperature", "temperature"),
+                         ("top_p", "top-p"), ("max_tokens", "max-tokens")):
+            if key in fields:
+                self.query_one(f"#bc-{box}", NumberField).value = str(fields[key])
+        self._label_checkboxes()
+        if fields.get("run"):
+            self.action_generate()
+
+    def action_generate_fresh(self) -> None:
+        self.use_cache = False
+        try:
+            self.action_generate()
+        finally:
+            self.use_cache = True
+
+    def action_clear_cache(self) -> None:
+        SampleCache(self.app.samples_dir).clear()
+        self.notify("Cached samples cleared.", timeout=3)
+
     def palette_commands(self):
         yield "basechat: generate", self.action_generate, "Generate in both panes"
+        yield "basechat: generate without the cache", self.action_generate_fresh, "Sample again even where cached"
+        yield "basechat: clear cached samples", self.action_clear_cache, "Forget every cached sample"
         yield "basechat: re-roll", self.action_reroll, "Generate again with new seeds"
         yield "basechat: template view", self.action_toggle_template, "The exact text each model receives"
         for name in PRESETS:

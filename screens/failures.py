@@ -252,6 +252,8 @@ class FailuresScreen(Screen):
         if not self.runs.is_current(message.run):
             return
         view = self.query_one(f"#fl-result-{message.variant}", ResultView)
+        if not message.answer.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         if message.index < len(view.answers):
             view.answers[message.index] = message.answer
             view.redraw()
@@ -274,6 +276,23 @@ class FailuresScreen(Screen):
     def action_clear_cache(self) -> None:
         self.cache().clear()
         self.notify("Cached answers cleared.", timeout=3)
+
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["failures"]); "run" samples."""
+        self.action_cancel()
+        if "card" in fields:
+            self.show_card(fields["card"])
+        if "role" in fields:
+            self.role = fields["role"]
+        with self.prevent(Input.Changed):  # one refresh below, not one per box
+            for key, value in fields.get("values", {}).items():
+                self.query_one(f"#fl-{self.card.key}-{key}", Input).value = str(value)
+            for key in ("samples", "seed", "temperature"):
+                if key in fields:
+                    self.query_one(f"#fl-{key}", NumberField).value = str(fields[key])
+        self.refresh_card(reset=True)
+        if fields.get("run"):
+            self.action_run()
 
     def palette_commands(self):
         yield "failures: run", self.action_run, "Sample the model N times per variant"
