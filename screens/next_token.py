@@ -99,6 +99,7 @@ class NextTokenScreen(Screen):
         self.cancel = threading.Event()
         self._entropy_for: tuple[int, ...] | None = None
         self._entropy_value = 0.0
+        self._prompt_for: tuple = (None, "")  # (explorer, text) of the prompt last sent to the model
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
@@ -166,11 +167,13 @@ class NextTokenScreen(Screen):
 
     @on(TextArea.Changed, "#next-prompt")
     def _prompt_changed(self) -> None:
-        if self.explorer is not None:
+        text = self.query_one("#next-prompt", TextArea).text
+        if self.explorer is not None and self._prompt_for != (self.explorer, text):
             self.run_prompt()
 
     def run_prompt(self) -> None:
         text = self.query_one("#next-prompt", TextArea).text
+        self._prompt_for = (self.explorer, text)  # a Changed event for the same text runs nothing again
         self._run(lambda ex: ex.set_prompt(text), "reading the prompt…")
 
     def _run(self, job, status: str, show_status: bool = True) -> None:
@@ -306,7 +309,7 @@ class NextTokenScreen(Screen):
             self.query_one(SurprisalView).update("computing…")
         self._view_worker(self.explorer, job, view)
 
-    @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="next-view", exit_on_error=False)
     def _view_worker(self, explorer, job, view: str) -> None:
         try:
             result, error = job(explorer), ""
@@ -357,6 +360,18 @@ class NextTokenScreen(Screen):
             return  # showing the lens view computed it
         self.query_one(LensView).note = f"loading {session.model_name(role)} through transformers…"
         self._view_worker(ex, lambda _: session.load_lens(role).lens(ids, top_k=3), "lens")
+
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["next"]): prompt, role, sampling boxes, view."""
+        if "prompt" in fields:  # first, so a model switch below reads the new prompt
+            self.query_one("#next-prompt", TextArea).load_text(fields["prompt"])
+        for key, box in (("temperature", "temperature"), ("top_k", "top-k"), ("top_p", "top-p"), ("seed", "seed")):
+            if key in fields:
+                self.query_one(f"#next-{box}", NumberField).value = str(fields[key])
+        if "role" in fields:
+            self.role = fields["role"]
+        if "view" in fields:
+            self.view = fields["view"]
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""

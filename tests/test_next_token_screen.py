@@ -330,3 +330,16 @@ async def test_the_layout_follows_a_resize_and_palette_commands_reach_the_screen
         await pilot.press("enter")
         await settle(app, pilot)
         assert s.view == "surprisal" and s.query_one("#surprisal-pane").display
+
+
+async def test_a_talk_step_sets_prompt_model_boxes_and_view():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        s = await open_screen(pilot, app)
+        s.apply_step({"prompt": "Once upon a time", "role": "base", "temperature": 0.5, "top_k": 40, "seed": 7,
+                      "view": "surprisal"})
+        await settle(app, pilot)
+        base = app.session.loaded("base")
+        assert s.explorer.backend is base and s.explorer.ids == tuple(base.tokenize("Once upon a time"))
+        assert s.settings() == SamplingSettings(temperature=0.5, top_k=40, top_p=1.0, seed=7)
+        assert s.view == "surprisal" and "·upon" in shown(s.query_one("#surprisal"))

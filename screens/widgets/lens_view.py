@@ -2,8 +2,8 @@
 
 One row per layer (embeddings first, the final layer last), pieces drawn on one line with
 visible escapes. Its height is its content's: in a scrolling container (↑/↓, PgUp/PgDn,
-Home/End, the wheel) the last layers stay reachable on a short screen. It shows either `layers` or a `note` (why there is
-no lens here, or that one is being computed).
+Home/End, the wheel) the last layers stay reachable on a short screen. It shows either
+`layers` or a `note` (why there is no lens here, or that one is being computed).
 """
 
 from __future__ import annotations
