@@ -70,9 +70,10 @@ class NextTokenScreen(Screen):
 
     @dataclass
     class Stepped(Message):
-        """A worker finished a job on `explorer` (prompt or step); `error` says why it failed."""
+        """A worker finished job number `job` on `explorer` (prompt or step); `error` says why it failed."""
 
         explorer: object
+        job: int
         error: str = ""
 
     @dataclass
@@ -100,6 +101,8 @@ class NextTokenScreen(Screen):
         self._entropy_for: tuple[int, ...] | None = None
         self._entropy_value = 0.0
         self._prompt_for: tuple = (None, "")  # (explorer, text) of the prompt last sent to the model
+        self._job = self._job_done = 0  # the last prompt/step job started, and the last of those finished
+        self._pending: list[BarsView.Command] = []  # keys pressed while a job ran: applied in order after it
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
@@ -155,6 +158,7 @@ class NextTokenScreen(Screen):
             from lab.explorer import Explorer
 
             self.explorer = Explorer(backend)
+            self._pending.clear()
             self.run_prompt()
 
     def action_switch_model(self) -> None:
@@ -183,10 +187,11 @@ class NextTokenScreen(Screen):
             self.status = status
         else:  # a single step is too quick to be worth a frame of its own
             self.set_reactive(NextTokenScreen.status, status)
-        self._worker(self.explorer, job)
+        self._job += 1
+        self._worker(self.explorer, job, self._job)
 
     @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
-    def _worker(self, explorer, job) -> None:
+    def _worker(self, explorer, job, number: int) -> None:
         try:
             job(explorer)
             message = ""
@@ -194,20 +199,25 @@ class NextTokenScreen(Screen):
             message = str(exc)
         except Exception as exc:  # never let a model failure kill the screen
             message = f"{exc.__class__.__name__}: {exc}"
-        self.post_message(self.Stepped(explorer, message))
+        self.post_message(self.Stepped(explorer, number, message))
 
     @on(Stepped)
     def _stepped(self, event: Stepped) -> None:
         explorer, message = event.explorer, event.error
+        if event.job == self._job:
+            self._job_done = event.job  # the latest job is done: keys apply at once again
         if explorer is not self.explorer:
             return
         self.set_reactive(NextTokenScreen.status, message)  # redraw() below shows it
         if message:
+            self._pending.clear()
             self.notify(message, severity="warning", timeout=6)
         self.redraw()
         if self.view != "bars" and not message:
             self._refresh_view()
-        if not message:
+        while self._pending and self._job_done == self._job:  # a step starts a job: the rest waits for it
+            self._command(explorer, self._pending.pop(0))
+        if not message and self._job_done == self._job:
             self._look_ahead(explorer, explorer.ids, self.settings())
 
     @on(AutoTick)
@@ -215,10 +225,13 @@ class NextTokenScreen(Screen):
         if event.explorer is self.explorer:
             self.redraw()
 
-    @work(thread=True, exclusive=True, group="next-ahead", exit_on_error=False)
+    @work(thread=True, exclusive=False, group="next-ahead", exit_on_error=False)
     def _look_ahead(self, explorer, ids: tuple[int, ...], settings: SamplingSettings) -> None:
         """Background: compute the states one key away (the next sample with the visible seed,
-        then candidates 1-9) while the user reads the bars; stops as soon as the path moves."""
+        then candidates 1-9) while the user reads the bars; stops as soon as the path moves.
+
+        Not exclusive: cancelling a thread does not stop it, and this one ends itself (its
+        `wanted()` check) once the path moves, so a new look-ahead need not cancel the last."""
         from lab.sampling import make_rng, sample
 
         logits = explorer.cached(ids)
@@ -235,8 +248,16 @@ class NextTokenScreen(Screen):
     # ---- steps --------------------------------------------------------------------------
     @on(BarsView.Command)
     def _bars_command(self, event: BarsView.Command) -> None:
-        ex = self.explorer
-        if ex is None or not ex.history:
+        """Apply a key now, or after the job in flight (every key counts, in the order pressed)."""
+        if self.explorer is None:
+            return
+        if self._pending or self._job_done != self._job:
+            self._pending.append(event)
+            return
+        self._command(self.explorer, event)
+
+    def _command(self, ex, event: BarsView.Command) -> None:
+        if not ex.history:
             return
         logits = ex.cached(ex.ids)
         if logits is None and event.name in ("pick", "sample"):
@@ -280,7 +301,8 @@ class NextTokenScreen(Screen):
         self._run(job, f"auto-stepping {n} tokens…")
 
     def action_focus_view(self) -> None:
-        self.cancel.set()
+        self.cancel.set()  # stops an auto-step, and drops the keys waiting for it
+        self._pending.clear()
         self.query_one(f"#{self.view}").focus()
 
     def action_next_view(self) -> None:

@@ -343,3 +343,23 @@ async def test_a_talk_step_sets_prompt_model_boxes_and_view():
         assert s.explorer.backend is base and s.explorer.ids == tuple(base.tokenize("Once upon a time"))
         assert s.settings() == SamplingSettings(temperature=0.5, top_k=40, top_p=1.0, seed=7)
         assert s.view == "surprisal" and "·upon" in shown(s.query_one("#surprisal"))
+
+
+async def test_keys_pressed_faster_than_the_model_all_count_in_order():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        s = await open_screen(pilot, app)
+        ex = s.explorer
+        start = ex.ids
+        s.query_one("#next-seed", Input).value = "5"
+        s.query_one("#bars").focus()
+        await pilot.press("1", "2", "s", "u", "1", "1")  # no waiting between keys
+        await settle(app, pilot)
+        ids = ex.ids
+        assert len(ids) == len(start) + 4  # 1, 2, s, undo, 1, 1
+        top = lambda prefix, rank: ex.filtered(SamplingSettings(), 9, ex.cached(prefix))[rank - 1].id  # noqa: E731
+        assert ids[len(start)] == top(start, 1) and ids[len(start) + 1] == top(ids[:len(start) + 1], 2)
+        for n in (len(start) + 2, len(start) + 3):
+            assert ids[n] == top(ids[:n], 1)
+        assert len(ex.history) == 5 and ex.position == 4  # the undone sample was replaced by the branch
+        assert s.query_one("#next-seed", Input).value == "6"  # the sample did run (seed 5) before the undo
