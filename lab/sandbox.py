@@ -44,6 +44,7 @@ from dataclasses import dataclass
 STRONG = "strong — namespaces (bubblewrap)"
 WEAK = "weak — this system has no namespaces"
 FORCE_WEAK_ENV = "DEEPDIVE_LAB_SANDBOX"  # set to "weak" to use the fallback (tests, demos)
+FORCED_WEAK = f"weak — forced ({FORCE_WEAK_ENV}=weak)"
 WORK = "/sandbox"  # the work folder inside the strong sandbox (a private tmpfs)
 NOBODY = 65534
 
@@ -227,11 +228,19 @@ def bwrap_binary() -> str | None:
 
 
 def isolation(weak: bool = False) -> str:
-    """The level `run_python` uses here: STRONG, or WEAK followed by the reason."""
+    """The level `run_python` uses here, as the card shows it: STRONG, WEAK, or the forced fallback."""
     if weak or os.environ.get(FORCE_WEAK_ENV, "").lower() == "weak":
-        return f"weak — asked for ({FORCE_WEAK_ENV}=weak or weak=True)"
+        return FORCED_WEAK
+    return STRONG if _strong_unavailable() is None else WEAK
+
+
+def describe() -> str:
+    """One line for `doctor`: the level, and the bubblewrap used or why there are no namespaces."""
+    level = isolation()
+    if level == STRONG:
+        return f"{level}, {bwrap_binary()}"
     why = _strong_unavailable()
-    return STRONG if why is None else f"{WEAK} ({why})"
+    return f"{level}" + (f": {why}" if why and level == WEAK else "")
 
 
 @functools.lru_cache(maxsize=1)

@@ -106,3 +106,49 @@ def test_cancel_stops_a_running_program():
     threading.Timer(0.3, cancel.set).start()
     r = run_python("import time\ntime.sleep(30)", Limits(wall_seconds=30), cancel=cancel)
     assert r.status == "timeout" and r.message == "stopped: cancelled" and r.seconds < 10
+
+
+def test_the_result_says_how_strongly_it_was_isolated_and_doctor_agrees(monkeypatch):
+    from lab.doctor import sandbox_line
+    from lab.sandbox import FORCED_WEAK, STRONG, WEAK, isolation
+
+    level = isolation()
+    assert level in (STRONG, WEAK)
+    assert run_python("print(1)").isolation == level and sandbox_line().startswith(level)
+    monkeypatch.setenv("DEEPDIVE_LAB_SANDBOX", "weak")
+    r = run_python("print(1)")
+    assert (r.status, r.isolation) == ("ok", FORCED_WEAK) and sandbox_line() == FORCED_WEAK
+
+
+async def test_the_tool_card_shows_the_isolation_level_of_the_run(monkeypatch):
+    """The card's sandbox line, for a real run at the level this host gives and at the forced weak one."""
+    from dataclasses import asdict
+
+    from textual.app import App
+
+    from lab.failures import CARD_BY_KEY, Answer
+    from lab.sandbox import FORCED_WEAK, isolation
+    from screens.widgets.result_view import ResultView
+    from tests.helpers import shown
+
+    variant = next(v for v in CARD_BY_KEY["tool"].experiment().variants if v.tool)
+    program = 'print("strawberry".count("r"))'
+
+    class Card(App):
+        def compose(self):
+            yield ResultView(id="view")
+
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setenv("DEEPDIVE_LAB_SANDBOX", "weak")
+        run = asdict(run_python(program))
+        app = Card()
+        async with app.run_test(size=(100, 24)) as pilot:
+            view = app.query_one(ResultView)
+            view.reset(variant, 1)
+            view.answers[0] = Answer(seed=1, text=program, stop="eos", program=program, run=run)
+            view.redraw()
+            await pilot.pause()
+            text = shown(view)
+            assert "sandbox: exited normally" in text and "output: 3" in text
+            assert (FORCED_WEAK if forced else isolation()) in text
