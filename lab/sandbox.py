@@ -160,7 +160,7 @@ def _main():
     return source, report
 
 def _run(source, report):
-    import os, sys, traceback
+    import os, sys
     try:
         exec(compile(source, "program.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
     except SystemExit:
@@ -171,6 +171,8 @@ def _run(source, report):
                 os.write(report, b"memory\n")
             except OSError:
                 pass
+        import traceback
+
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "program.py"]
         lines = ["Traceback (most recent call last):\n"] if frames else []
         lines += traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
