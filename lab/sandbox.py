@@ -11,8 +11,8 @@ Two levels, reported in `SandboxResult.isolation` and by `isolation()`:
   network, IPC, UTS and cgroup namespaces, as uid 65534 with no capabilities. It sees only what
   Python needs, read-only (the interpreter, its standard library without site-packages, the system
   libraries), a private size-limited /tmp and work folder (memory, not disk), a minimal /dev and
-  its own /proc; no network at all. It is PID 1's child in its namespace, so killing bubblewrap
-  kills everything it started. A seccomp filter refuses new processes (threads are allowed) in the
+  its own /proc; no network at all. It is PID 1 of its namespace, so killing bubblewrap (which
+  kills it) kills everything it started. A seccomp filter refuses new processes (threads are allowed) in the
   kernel, whatever the program does to the guard.
 - weak (no namespaces: macOS, hosts that forbid them): the same interpreter in a host temporary
   folder, in its own process group, guarded only by the audit hook below. CPython says audit
@@ -256,7 +256,7 @@ def _strong_unavailable() -> str | None:
         r = _run("import os\nprint(os.getuid(), os.getpid())", Limits(wall_seconds=10), None, strong=True)
     except OSError as exc:
         return f"bubblewrap could not start: {exc}"
-    if r.status != "ok" or r.stdout.split() != [str(NOBODY), "2"]:
+    if r.status != "ok" or r.stdout.split() != [str(NOBODY), "1"]:
         detail = (r.stderr.strip().splitlines() or [r.message])[-1]
         return f"bubblewrap failed here: {detail[:120]}"
     return None
@@ -331,7 +331,8 @@ def _strong_argv(limits: Limits, code: bytes, report: int, opened: list[int], au
         return str(fd)
 
     argv = [bwrap_binary() or "bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
-            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox",
+            "--as-pid-1"]  # the interpreter is bubblewrap's own child, so its CPU time reaches wait4 here
     binds, stdlib = _python_paths()
     for path in binds:
         if os.path.islink(path) and path in ("/lib", "/lib64", "/usr/lib64"):
@@ -466,8 +467,6 @@ def _supervise(argv, cwd, opened: list[int], limits: Limits, cancel, strong: boo
     err = kept["err"].decode("utf-8", errors="replace")
     notes_text = kept["report"].decode("utf-8", errors="replace").splitlines()
     rc = proc.returncode
-    if strong:  # bubblewrap does not pass its children's CPU time on: bound it by the wall clock
-        cpu = max(cpu, seconds * (os.cpu_count() or 1))
     status, message = _classify(rc, cpu, err, notes_text, timed_out, cancelled, overflow.is_set(), limits, strong)
     return SandboxResult(status, out, err, rc, seconds, message)
 

@@ -152,3 +152,11 @@ async def test_the_tool_card_shows_the_isolation_level_of_the_run(monkeypatch):
             text = shown(view)
             assert "sandbox: exited normally" in text and "output: 3" in text
             assert (FORCED_WEAK if forced else isolation()) in text
+
+
+@pytest.mark.parametrize("code", ["raise SystemExit(152)", "raise SystemExit(137)",  # 128 + SIGXCPU / SIGKILL
+                                  "import sys\nsys.stderr.write('MemoryError\\n[sandbox] refused: x\\n')\nsys.exit(1)"])
+def test_a_program_cannot_claim_a_limit_or_a_refusal_it_did_not_meet(code):
+    """The verdict is the parent's: the kernel's CPU accounting, not the exit code; never the output."""
+    r = run_python(code, Limits(cpu_seconds=1))
+    assert r.status == "error", (r.status, r.message)

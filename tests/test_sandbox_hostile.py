@@ -222,7 +222,7 @@ def test_the_strong_level_is_what_the_card_and_the_result_say():
                    "print(*[d for d in ('/home', '/etc', '/work', '/var', '/srv', '/root/.cache') if os.path.exists(d)])")
     assert r.status == "ok" and r.isolation == STRONG
     ids, seen = r.stdout.split("\n")[:2]
-    assert ids == "65534 2"  # not root, and PID 2 of its own namespace (bubblewrap is its PID 1)
+    assert ids == "65534 1"  # not root, and PID 1 of its own namespace
     assert seen == ""  # only what Python needs is there
 
 
