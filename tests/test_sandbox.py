@@ -112,6 +112,7 @@ def test_the_result_says_how_strongly_it_was_isolated_and_doctor_agrees(monkeypa
     from lab.doctor import sandbox_line
     from lab.sandbox import FORCED_WEAK, STRONG, WEAK, isolation
 
+    monkeypatch.delenv("DEEPDIVE_LAB_SANDBOX", raising=False)
     level = isolation()
     assert level in (STRONG, WEAK)
     assert run_python("print(1)").isolation == level and sandbox_line().startswith(level)
