@@ -12,8 +12,8 @@ Two levels, reported in `SandboxResult.isolation` and by `isolation()`:
   Python needs, read-only (the interpreter, its standard library without site-packages, the system
   libraries), a private size-limited /tmp and work folder (memory, not disk), a minimal /dev and
   its own /proc; no network at all. It is PID 1 of its namespace, so killing bubblewrap (which
-  kills it) kills everything it started. A seccomp filter refuses new processes (threads are allowed) in the
-  kernel, whatever the program does to the guard.
+  kills it) kills everything it started. A seccomp filter (x86-64, arm64) refuses new processes in
+  the kernel (threads are allowed), whatever the program does to the guard.
 - weak (no namespaces: macOS, hosts that forbid them): the same interpreter in a host temporary
   folder, in its own process group, guarded only by the audit hook below. CPython says audit
   hooks are not a sandbox; this level stops honest mistakes, not a determined program.
@@ -57,7 +57,8 @@ def _main():
     cpu_s, mem, fsize, nproc = (int(x) for x in a[5:9])
     readable = tuple(a[9:]) + (root,)
     import resource
-    for limit, soft, hard in ((resource.RLIMIT_CPU, cpu_s, cpu_s + 1), (resource.RLIMIT_AS, mem, mem),
+    # CPU: soft = hard, so the kernel sends SIGKILL (PID 1 of a namespace ignores SIGXCPU)
+    for limit, soft, hard in ((resource.RLIMIT_CPU, cpu_s, cpu_s), (resource.RLIMIT_AS, mem, mem),
                              (resource.RLIMIT_FSIZE, fsize, fsize), (resource.RLIMIT_NOFILE, 64, 64),
                              (resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_NPROC, nproc, nproc)):
         try:
@@ -85,7 +86,8 @@ def _main():
     LISTS = ("os.listdir", "os.scandir", "os.getxattr", "os.listxattr")
     WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     DEVICES = ("/dev/null", "/dev/urandom", "/dev/random")
-    realpath, join, fsdecode, write, sep, ident = os.path.realpath, os.path.join, os.fsdecode, os.write, os.sep, _thread.get_ident
+    realpath, join, fsdecode, write, sep = os.path.realpath, os.path.join, os.fsdecode, os.write, os.sep
+    ident = _thread.get_ident  # held here: a program that replaces them later does not change the guard
     busy = set()  # thread ids inside the hook (its own calls raise events too)
 
     def under(path, roots, fd_ok=False):
@@ -191,7 +193,7 @@ class Limits:
     memory_bytes: int = 512 * 2**20
     file_bytes: int = 1 * 2**20
     output_bytes: int = 64 * 1024  # kept per stream; more stops the program
-    processes: int = 32  # processes and threads (strong level; the kernel ignores it for root)
+    processes: int = 32  # processes and threads of its user (the kernel ignores it for root)
     folder_bytes: int = 16 * 2**20  # the work folder and /tmp (strong level: memory, not disk)
 
 
@@ -205,7 +207,7 @@ class SandboxResult:
     returncode: int | None
     seconds: float
     message: str  # one line for a person
-    isolation: str = ""  # STRONG or WEAK (with why), for the card
+    isolation: str = ""  # STRONG, WEAK or FORCED_WEAK, for the card
 
     @property
     def ok(self) -> bool:
@@ -355,7 +357,8 @@ def _strong_argv(limits: Limits, code: bytes, report: int, opened: list[int], au
 
 def _guard_args(folder: str, limits: Limits, report: int, stdlib: tuple[str, ...], audit: bool) -> list[str]:
     return ["-I", "-S", "-c", _GUARD, folder, os.path.join(folder, "program.py"), str(report),
-            "audit" if audit else "limits-only", str(limits.cpu_seconds), str(limits.memory_bytes), str(limits.file_bytes), str(limits.processes),
+            "audit" if audit else "limits-only", str(limits.cpu_seconds), str(limits.memory_bytes),
+            str(limits.file_bytes), str(limits.processes),
             *stdlib]
 
 
