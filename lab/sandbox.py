@@ -65,7 +65,8 @@ def _main():
             resource.setrlimit(limit, (soft, hard))
         except (ValueError, OSError):
             pass
-    sys.modules.pop("resource", None)
+    for name in ("resource", "_signal"):  # loaded already: drop them, so importing them again is an event
+        sys.modules.pop(name, None)
     os.closerange(3, report)
     os.closerange(report + 1, 4096)
     BLOCKED = {"ctypes", "_ctypes", "_posixsubprocess", "subprocess", "multiprocessing", "_multiprocessing",
