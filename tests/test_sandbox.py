@@ -144,7 +144,7 @@ async def test_the_tool_card_shows_the_isolation_level_of_the_run(monkeypatch):
             monkeypatch.setenv("DEEPDIVE_LAB_SANDBOX", "weak")
         run = asdict(run_python(program))
         app = Card()
-        async with app.run_test(size=(100, 24)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             view = app.query_one(ResultView)
             view.reset(variant, 1)
             view.answers[0] = Answer(seed=1, text=program, stop="eos", program=program, run=run)
