@@ -4,6 +4,9 @@
     deepdive-lab doctor               versions, devices and every model found
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
+    deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
+    deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
+    deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
 Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend.
 """
 
@@ -25,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
     sub.add_parser("models", help="list the models the catalogue finds")
+    k = sub.add_parser("talk", help="give a talk from the lab (talk [TRACK] | talk rehearse [TRACK] | talk notes)")
+    k.add_argument("words", nargs="*", metavar="[rehearse|notes] [TRACK]",
+                   help="a track file (default: the shipped Deep Dive track); 'rehearse' runs it headless first; "
+                        "'notes' follows the notes of the talk running in another terminal")
     t = sub.add_parser("train", help="pretrain the tiny GPT headless, printing events as lines")
     t.add_argument("--preset", default="cpu", help="cpu (nanoGPT's CPU Shakespeare config), cpu-quick, gpu-small, gpu-gpt2")
     t.add_argument("--data", help="a text file (default: the shipped Tiny Shakespeare)")
@@ -82,6 +89,44 @@ def train_command(args) -> int:
     return 0
 
 
+def talk_command(args) -> int:
+    from lab.errors import LabError
+    from lab.talk import load_track
+
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in ("rehearse", "notes") else "give"
+    if len(words) > 1:
+        print("usage: deepdive-lab talk [rehearse|notes] [TRACK]", file=sys.stderr)
+        return 2
+    if action == "notes":
+        from screens.talk import follow_notes
+
+        try:
+            follow_notes(print)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    try:
+        track = load_track(words[0] if words else None)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for problem in track.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    from screens.app import make_app
+
+    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend,
+                   talk=None if action == "rehearse" else track)
+    if action == "give":
+        app.run()
+        return app.return_code or 0
+    from screens.talk import rehearse
+
+    report: list = []
+    app.run(headless=True, size=(120, 40), auto_pilot=lambda pilot: rehearse(pilot, track, report, print))
+    return 1 if any(r.problem for r in report) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.model:
@@ -101,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "train":
         return train_command(args)
+    if args.command == "talk":
+        return talk_command(args)
     from screens.app import make_app
 
     app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend)
