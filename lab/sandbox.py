@@ -294,29 +294,38 @@ def _python_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(binds)), tuple(stdlib)
 
 
-# Seccomp: no new processes (threads are fine), whatever the program does with the guard. A classic
-# BPF program over `struct seccomp_data` {int nr; u32 arch; u64 ip; u64 args[6]}, one per architecture:
-# (audit arch, clone, clone3, fork/vfork or None, reject the x32 ABI)
-_SECCOMP_ABI = {"x86_64": (0xC000003E, 56, 435, (57, 58), True), "aarch64": (0xC00000B7, 220, 435, (), False)}
+# Seccomp: no new processes (threads are fine), whatever the program does with the guard, and none of
+# the calls a Python program has no use for that widen the kernel's attack surface (ptrace, mount,
+# namespaces, keyrings, bpf, userfaultfd, perf, io_uring, modules). A classic BPF program over
+# `struct seccomp_data` {int nr; u32 arch; u64 ip; u64 args[6]}, one per architecture:
+# (audit arch, clone, clone3, refused calls, reject the x32 ABI); numbers from asm/unistd_64.h and
+# asm-generic/unistd.h.
+_SECCOMP_ABI = {
+    "x86_64": (0xC000003E, 56, 435, (57, 58, 101, 165, 166, 155, 272, 308, 250, 248, 249, 321, 323, 298, 425,
+                                     246, 175, 313, 176), True),
+    "aarch64": (0xC00000B7, 220, 435, (117, 40, 39, 41, 97, 268, 219, 217, 218, 280, 282, 241, 425, 104, 105,
+                                       273, 106), False),
+}
 
 
 @functools.lru_cache(maxsize=1)
 def _seccomp_filter() -> bytes | None:
-    """Deny fork, vfork, clone without CLONE_THREAD (EPERM) and clone3 (ENOSYS: libc then falls
-    back to clone for threads); another ABI than the interpreter's gets EPERM for every call."""
+    """Deny fork, vfork, clone without CLONE_THREAD and the calls above (EPERM), and clone3 (ENOSYS:
+    libc then falls back to clone for threads); another ABI than the interpreter's gets EPERM for
+    every call."""
     import platform
     import struct
 
     abi = _SECCOMP_ABI.get(platform.machine())
     if abi is None:
         return None
-    arch, clone, clone3, forks, x32 = abi
+    arch, clone, clone3, refused, x32 = abi
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
     if x32:
         prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]
-    for nr in forks:
+    for nr in refused:
         prog += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
     prog += [(jeq, 0, 1, clone3), (ret, 0, 0, enosys),
              (jeq, 0, 3, clone), (ld, 0, 0, 16), (jset, 1, 0, 0x00010000), (ret, 0, 0, eperm),
@@ -335,7 +344,7 @@ def _strong_argv(limits: Limits, code: bytes, report: int, opened: list[int], au
 
     argv = [bwrap_binary() or "bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox",
-            "--as-pid-1"]  # the interpreter is bubblewrap's own child, so its CPU time reaches wait4 here
+            "--disable-userns", "--as-pid-1"]  # the interpreter is bubblewrap's own child, so its CPU time reaches wait4 here
     binds, stdlib = _python_paths()
     for path in binds:
         if os.path.islink(path) and path in ("/lib", "/lib64", "/usr/lib64"):
