@@ -460,7 +460,11 @@ def _supervise(argv, cwd, opened: list[int], limits: Limits, cancel, strong: boo
     deadline = t0 + limits.wall_seconds
     cpu = 0.0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else (a waitpid(-1) elsewhere in the process)
+            proc.returncode = proc.returncode if proc.returncode is not None else -signal.SIGKILL
+            break
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
             cpu = usage.ru_utime + usage.ru_stime
