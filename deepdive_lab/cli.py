@@ -20,11 +20,13 @@ from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepdive-lab", description="A terminal lab for seeing how language models work.")
-    p.add_argument("--base-model", default=BASE_DEFAULT, help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
-    p.add_argument("--chat-model", default=CHAT_DEFAULT, help=f"chat (assistant) model (default {CHAT_DEFAULT})")
+    p.add_argument("--base-model", help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
+    p.add_argument("--chat-model", help=f"chat (assistant) model (default {CHAT_DEFAULT})")
     p.add_argument("--model", help="use this one model for both roles")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
-    p.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
+    p.add_argument("--backend", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--theme", help="projector-dark, projector-light (high contrast, for projectors) or any Textual theme")
+    p.add_argument("--config", help="a config file instead of the platform's (deepdive-lab doctor shows where it is)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
     sub.add_parser("models", help="list the models the catalogue finds")
@@ -107,16 +109,15 @@ def talk_command(args) -> int:
             pass
         return 0
     try:
-        track = load_track(words[0] if words else None)
+        track = load_track(words[0] if words else (args.config_data.track or None))
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for problem in track.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    from screens.app import make_app
-
-    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend,
-                   talk=None if action == "rehearse" else track)
+    app = build_app(args, talk=None if action == "rehearse" else track)
+    if app is None:
+        return 2
     if action == "give":
         app.run()
         return app.return_code or 0
@@ -127,10 +128,44 @@ def talk_command(args) -> int:
     return 1 if any(r.problem for r in report) else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def build_app(args, talk=None):
+    """The app for these flags, or None after printing why not (an unknown theme, say)."""
+    from lab.errors import LabError
+    from screens.app import make_app
+
+    try:
+        return make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device,
+                        backend=args.backend, theme=args.theme, keys=args.config_data.keys, talk=talk)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def apply_config(args) -> int:
+    """Fill the flags not given from the config file, then the defaults. 0, or 2 with a message."""
+    from lab.config import load_config
+    from lab.errors import LabError
+
+    try:
+        config = load_config(args.config)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.model:
         args.base_model = args.chat_model = args.model
+    args.base_model = args.base_model or config.base_model or BASE_DEFAULT
+    args.chat_model = args.chat_model or config.chat_model or CHAT_DEFAULT
+    args.device = args.device or config.device or "auto"
+    args.backend = args.backend or config.backend or "auto"
+    args.theme = args.theme or config.theme or ("projector-dark" if args.command == "talk" else None)
+    args.config_data = config
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if code := apply_config(args):
+        return code
     if args.command == "doctor":
         from lab.doctor import report
 
@@ -148,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         return train_command(args)
     if args.command == "talk":
         return talk_command(args)
-    from screens.app import make_app
-
-    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend)
+    app = build_app(args)
+    if app is None:
+        return 2
     app.run()
     return app.return_code or 0
 

@@ -86,6 +86,10 @@ class LabApp(App):
         self.model_states: dict[str, str] = {role: "waiting" for role in MODEL_ROLES}
         self.device_label = session.settings.device if session.settings.device != "auto" else "…"
         self.models_changed: Signal = Signal(self, "models-changed")
+        from screens.themes import PROJECTOR_THEMES
+
+        for projector_theme in PROJECTOR_THEMES:
+            self.register_theme(projector_theme)
         self.last_screenshot: Path | None = None
         self.heavy_at_first_frame: list[str] | None = None  # heavy libraries already imported at the first frame
         self._after_first_frame: list = []
@@ -264,7 +268,8 @@ class LabApp(App):
 def make_app(base_model: str | None = None, chat_model: str | None = None, device: str = "auto",
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
              screenshot_dir: Path | None = None, training_dir: Path | None = None,
-             failures_dir: Path | None = None, talk=None, samples_dir: Path | None = None) -> LabApp:
+             failures_dir: Path | None = None, talk=None, samples_dir: Path | None = None,
+             theme: str | None = None, keys: dict[str, str] | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -273,5 +278,12 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
         if chat_model:
             settings.chat_model = chat_model
         session = Session(settings)
-    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
-                  failures_dir=failures_dir, talk=talk, samples_dir=samples_dir)
+    app = LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
+                 failures_dir=failures_dir, talk=talk, samples_dir=samples_dir)
+    if theme:
+        if theme not in app.available_themes:
+            raise LabError(f"unknown theme {theme!r}; use one of {', '.join(sorted(app.available_themes))}.")
+        app.theme = theme
+    if keys:
+        app.set_keymap(keys)
+    return app
