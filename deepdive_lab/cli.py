@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
     p.add_argument("--backend", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
     p.add_argument("--theme", help="projector-dark, projector-light (high contrast, for projectors) or any Textual theme")
+    p.add_argument("--open", metavar="FILE", help="reopen a saved lab state (palette: app: save the lab's state)")
     p.add_argument("--config", help="a config file instead of the platform's (deepdive-lab doctor shows where it is)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
@@ -135,7 +136,8 @@ def build_app(args, talk=None):
 
     try:
         return make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device,
-                        backend=args.backend, theme=args.theme, keys=args.config_data.keys, talk=talk)
+                        backend=args.backend, theme=args.theme, keys=args.config_data.keys, talk=talk,
+                        open_state=getattr(args, "open", None))
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
