@@ -4,7 +4,8 @@
     deepdive-lab doctor               versions, devices and every model found
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
-Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend.
+    deepdive-lab serve [--port 8000]  the lab in a browser tab (one lab per tab)
+Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend, --no-models.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="use this one model for both roles")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
     p.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--no-models", action="store_true", help="start without loading the models (the encodings still work)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
     sub.add_parser("models", help="list the models the catalogue finds")
@@ -43,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="checkpoint folder (default: the lab cache's tiny/)")
     t.add_argument("--resume", help="continue from this checkpoint")
     t.add_argument("--quiet", action="store_true", help="print only evaluation steps")
+    s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     return p
 
 
@@ -82,6 +87,20 @@ def train_command(args) -> int:
     return 0
 
 
+def serve_command(args) -> int:
+    """Serve the lab; each browser tab starts `python -m deepdive_lab` with this command's model flags."""
+    from deepdive_lab.serve import serve
+
+    lab_args = ["--base-model", args.base_model, "--chat-model", args.chat_model, "--device", args.device,
+                "--backend", args.backend] + (["--no-models"] if args.no_models else [])
+    try:
+        serve(lab_args, host=args.host, port=args.port)
+    except (OSError, OverflowError) as exc:  # the port is taken, out of range, or the host is not this machine's
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.model:
@@ -101,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "train":
         return train_command(args)
+    if args.command == "serve":
+        return serve_command(args)
     from screens.app import make_app
 
-    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend)
+    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend,
+                   load_models=not args.no_models)
     app.run()
     return app.return_code or 0
 
