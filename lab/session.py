@@ -55,6 +55,20 @@ class Session:
             return f"the {role} model failed to load: {err.message}"
         return f"the {role} model ({self.model_name(role)}) is loading…"
 
+    def use(self, role: str, name: str) -> None:
+        """Let model `name` play `role` from now on; call `load(role)` next."""
+        with self._role_locks[role]:
+            with self._lock:
+                old = self._backends.pop(role, None)
+                self._errors.pop(role, None)
+                if role == "chat":
+                    self.settings.chat_model = name
+                else:
+                    self.settings.base_model = name
+        # The old backend is not closed here: a stream may still hold it. It is freed when the
+        # last reference goes (llama.cpp and torch free their memory then).
+        del old
+
     def load(self, role: str):
         """Load (once) and return the backend for `role`. Blocks: call from a worker thread.
 
