@@ -3,7 +3,6 @@ file loads nothing; a card's answers and a run's samples export as Markdown and 
 
 import json
 
-from textual.widgets import Input
 
 from screens.widgets.result_view import ResultView
 from tests.helpers import make_test_app, settle, shown
