@@ -340,6 +340,10 @@ class Trainer:
     def resume_from(cls, path: str | Path, **overrides) -> "Trainer":
         """A trainer that continues from a checkpoint (optionally with a longer max_iters, say)."""
         ckpt = load_checkpoint(path)
+        missing = {"train_config", "pieces", "model", "optimizer", "step", "generator"} - set(ckpt)
+        if missing:
+            raise LabError(f"{Path(path).name} cannot be resumed: it has no {', '.join(sorted(missing))} "
+                           "(it was not written by `deepdive-lab train`).")
         names = {f.name for f in fields(TrainConfig)}
         cfg = replace(TrainConfig(**{k: v for k, v in ckpt["train_config"].items() if k in names}), **overrides)
         corpus = Corpus.load(cfg)
@@ -347,10 +351,13 @@ class Trainer:
             raise LabError("the training text no longer matches the checkpoint's vocabulary; "
                            "resume with the same data file.")
         t = cls(cfg, corpus)
-        t.model.load_state_dict(ckpt["model"])
-        t.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            t.model.load_state_dict(ckpt["model"])
+            t.optimizer.load_state_dict(ckpt["optimizer"])
+            t.generator.set_state(ckpt["generator"])
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise LabError(f"{Path(path).name} does not fit the model it describes ({exc}).") from exc
         t.step = int(ckpt["step"])
-        t.generator.set_state(ckpt["generator"])
         t._written.add(Path(path).resolve())  # continuing that file: later saves may replace it
         return t
 
