@@ -142,8 +142,9 @@ class TrainingRun:
                 raise LabError(f"the {self.preset} preset is sized for a GPU and this machine has none "
                                "(it would need tens of GB of memory on the CPU); press n for cpu or cpu-quick.")
             trainer = Trainer(cfg)
-        except (LabError, RuntimeError, MemoryError) as exc:
-            self._set(state="failed", message=f"could not start: {exc}")
+        except Exception as exc:  # a LabError says what to do; anything else still must not leave "preparing"
+            text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
+            self._set(state="failed", message=f"could not start: {text}")
             return
         info = (f"{trainer.model.n_params():,} parameters · {len(trainer.train_data):,} training tokens "
                 f"({trainer.corpus.kind}, vocab {len(trainer.corpus.pieces)})")
