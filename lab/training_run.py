@@ -40,6 +40,7 @@ class RunView:
     val_losses: tuple[float, ...] = ()
     samples: tuple[tuple[int, str], ...] = ()  # (step, text)
     last: object = None  # the latest lab.train.TrainEvent
+    has_trainer: bool = False  # a model exists (it can be saved)
 
     @property
     def active(self) -> bool:
@@ -72,7 +73,7 @@ class TrainingRun:
         with self._lock:
             return RunView(self.version, self.preset, self.state, self.message, tuple(self._steps),
                            tuple(self._losses), tuple(self._tps), tuple(self._val_steps), tuple(self._val_losses),
-                           tuple(self._samples), self.last)
+                           tuple(self._samples), self.last, self.trainer is not None)
 
     @property
     def active(self) -> bool:
@@ -111,14 +112,21 @@ class TrainingRun:
                     self.message += f" · {ev.checkpoint}"
             self.version += 1
 
-    def next_preset(self) -> str:
-        """Cycle the preset (refused while a run is going)."""
+    def set_preset(self, name: str) -> None:
+        """Choose the preset of the next run (refused while a run is going, or for an unknown name)."""
+        if name not in PRESET_ORDER:
+            raise LabError(f"unknown training preset {name!r}; choose from {', '.join(PRESET_ORDER)}.")
         with self._lock:
             if self.state in ("preparing", "running", "paused"):
                 raise LabError("stop the run before changing the preset (x).")
-            self.preset = PRESET_ORDER[(PRESET_ORDER.index(self.preset) + 1) % len(PRESET_ORDER)]
+            self.preset = name
             self.version += 1
-            return self.preset
+
+    def next_preset(self) -> str:
+        """Cycle the preset (refused while a run is going)."""
+        name = PRESET_ORDER[(PRESET_ORDER.index(self.preset) + 1) % len(PRESET_ORDER)]
+        self.set_preset(name)
+        return name
 
     # ---- commands ------------------------------------------------------------------------
     def start(self, cfg) -> None:

@@ -149,7 +149,7 @@ class TrainingScreen(Screen):
             return True
         enabled = {"start": not view.active, "next_preset": not view.active,
                    "pause": view.state in ("running", "paused"), "stop": view.active,
-                   "checkpoint": view.state != "running" and self.run.trainer is not None}.get(action, True)
+                   "checkpoint": view.state != "running" and view.has_trainer}.get(action, True)
         return True if enabled else None
 
     # ---- actions ------------------------------------------------------------------------
@@ -207,3 +207,17 @@ class TrainingScreen(Screen):
 
     def action_log_scale(self) -> None:
         self.log_scale = not self.log_scale
+
+    # ---- talk steps and saved states ------------------------------------------------------
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (lab.talk.FIELDS["training"]): the preset of the next run."""
+        if "preset" in fields:
+            self.run.set_preset(fields["preset"])  # a LabError names the presets; the talk shows it
+            self.poll()
+
+    def state(self) -> dict:
+        return {"fields": {"preset": self.run.snapshot().preset}}
+
+    def restore_state(self, state: dict) -> None:
+        if not self.run.active:
+            self.apply_step(state.get("fields", {}))

@@ -8,14 +8,24 @@ import torch
 from textual.widgets import RichLog, Sparkline
 
 from lab.devices import pick_torch_device
+from lab.errors import LabError
 from lab.train import load_checkpoint
 from tests.helpers import make_test_app, shown
 
 
-async def wait_for(pilot, condition, tries=300):
-    for _ in range(tries):
+async def wait_for(pilot, condition, hang_guard_s: float = 900.0):
+    """Wait until `condition()` holds; a busy machine only makes this slower. Gives up (False) only
+    when the run's thread has ended without it, or after `hang_guard_s` (a hang, not a slow run)."""
+    import time
+
+    end = time.monotonic() + hang_guard_s
+    while time.monotonic() < end:
         if condition():
             return True
+        thread = pilot.app.training.thread
+        if thread is not None and not thread.is_alive():
+            await pilot.pause(0.5)  # the last change reaches the screen at the next poll
+            return condition()
         await pilot.pause(0.1)
     return condition()
 
@@ -50,7 +60,7 @@ async def test_start_watch_pause_leave_return_stop_and_start_again(tmp_path):
         assert "running" in text and re.search(r"loss \d+\.\d{4}", text)
         assert f"device {pick_torch_device('auto')}" in text
         assert re.search(r"val \d+\.\d{4} @ step 50\b", text)  # the validation loss says when it was measured
-        assert "loss" in shown(screen.query_one("#train-plot"))  # the plot's title: it is drawn
+        assert "loss" in str(screen.query_one("#train-plot").render())  # the plot's title: it is drawn
         log_lines = [str(line.text) for line in screen.query_one("#train-samples", RichLog).lines]
         assert any("step 0 " in line for line in log_lines) and any("step 50 " in line for line in log_lines)
         assert screen.query_one("#train-tps", Sparkline).display
@@ -104,6 +114,12 @@ async def test_keys_that_do_nothing_now_are_refused_with_a_reason(tmp_path):
         assert "no run yet" in readout(app) and list(tmp_path.iterdir()) == []
         await pilot.press("n")
         assert "preset cpu ·" in readout(app) and "2,000 steps" in readout(app)
+        app.screen.apply_step({"preset": "gpu-small"})  # as a talk step sets it
+        await pilot.pause()
+        assert "preset gpu-small ·" in readout(app) and app.screen.state() == {"fields": {"preset": "gpu-small"}}
+        with pytest.raises(LabError, match="unknown training preset 'huge'; choose from cpu-quick, cpu"):
+            app.screen.apply_step({"preset": "huge"})
+        assert "preset gpu-small ·" in readout(app)
 
 
 async def test_quitting_stops_training_with_a_final_checkpoint(tmp_path):
