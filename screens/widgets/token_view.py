@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from textual.content import Content
 from textual.widgets import Static
 
-from lab.tokentext import SURROGATE, TokenSpan, label, visible
+from lab.tokentext import SURROGATE, VISIBLE, TokenSpan, label, visible
 
 N_COLOURS = 6
 
@@ -101,7 +101,7 @@ class TokenView(Static):
         add = parts.append
         if spans and spans[0].index > 0:
             add((f"… tokens 1–{spans[0].index:,} not drawn\n", note))
-        for span in spans:
+        for k, span in enumerate(spans):
             if span.id in special_ids:
                 style = special_style
             elif span.partial and not aligned:
@@ -112,6 +112,8 @@ class TokenView(Static):
                 body = self._with_surrogates(text[span.char_start:span.char_end], show_ws, style, bad, add)
             else:
                 body = visible(text[span.char_start:span.char_end], show_ws) if aligned else label(span.piece, show_ws)
+                if show_ws and span.partial and not aligned:
+                    body += self._completed(text, span, spans[k + 1] if k + 1 < len(spans) else None)
                 add((body.removesuffix("\n"), style))  # the colour on the glyph, not across the break
             if show_ids:
                 add((str(span.id), id_style))
@@ -126,6 +128,16 @@ class TokenView(Static):
             add((f"\n… drawing tokens {first:,}–{last:,} of {total:,}, around the cursor "
                  "(the counts above are exact)", note))
         return Content.assemble(*parts, strip_control_codes=False)
+
+    @staticmethod
+    def _completed(text: str, span: TokenSpan, after: TokenSpan | None) -> str:
+        """For a token holding the last bytes of an invisible character (a line separator, a
+        no-break space…): "=" and the character's name, e.g. ⟨e2 80⟩⟨a8⟩ completes "=⟨LS⟩"."""
+        if after is not None and after.partial and after.char_start == after.char_end:
+            return ""  # the character goes on in the next token
+        ch = text[span.char_end - 1] if span.char_end > 0 else ""
+        named = visible(ch, True) if ch in VISIBLE else ""
+        return "=" + named if named else ""
 
     @staticmethod
     def _with_surrogates(chars: str, show_ws: bool, style, bad, add) -> str:
