@@ -75,6 +75,8 @@ class TokensScreen(Screen):
     """See text become bytes and tokens, in several encodings, live."""
 
     area_title = "Tokens"
+    # Below 120 columns the stats line wraps onto a second line (see lab.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
         Binding("ctrl+n", "next_encoding", "Encoding", id="tokens.encoding", tooltip="Show the next encoding"),
