@@ -4,13 +4,14 @@ The screen holds the text box (which keeps the text exactly as given: every line
 tabs, surrogates), the encodings (tiktoken's and the loaded models') and the wiring. Each view
 is its own widget with its own inputs and worker: Tokens (`TokensPane`), Compare
 (`ComparePane`), BPE replay (`ReplayView`), Train BPE (`TrainPane`), Chat template
-(`ChatTemplatePane`). The views after the first are mounted by Textual's `Lazy` after the
-first frame, and shown by a `ContentSwitcher`.
+(`ChatTemplatePane`). A `ContentSwitcher` shows them; the views after the first are added to
+it (`add_content`) the first time they are shown, so the first frame does not wait for them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -18,8 +19,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.css.query import NoMatches
-from textual.lazy import Lazy
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
@@ -132,12 +131,17 @@ class TokensScreen(Screen):
         yield ViewBar(dict(zip(VIEWS, VIEW_TITLES)), "tab-tokens", "Ctrl+O next view", id="tokens-viewbar")
         with ContentSwitcher(id="tokens-tabs", initial="tab-tokens"):
             yield TokensPane(id="tab-tokens")
-            # Mounted after the first frame, which then paints sooner.
-            yield Lazy(ComparePane(SHORT_NAMES, self.compare_keys, id="tab-compare"))
-            yield Lazy(VerticalScroll(ReplayView(id="replay-view"), id="tab-replay"))
-            yield Lazy(TrainPane(lambda: self.text, id="tab-train"))
-            yield Lazy(ChatTemplatePane(id="tab-chat"))
         yield KeyBar()
+
+    def _make_view(self, view: str):
+        """A view other than Tokens, built the first time it is shown."""
+        if view == "tab-compare":
+            return ComparePane(SHORT_NAMES, self.compare_keys, id=view)
+        if view == "tab-replay":
+            return VerticalScroll(ReplayView(id="replay-view"), id=view)
+        if view == "tab-train":
+            return TrainPane(lambda: self.text, id=view)
+        return ChatTemplatePane(id=view)
 
     def on_mount(self) -> None:
         # Encodings load after the first frame: parsing their ranks would hold the GIL.
@@ -274,13 +278,13 @@ class TokensScreen(Screen):
             else:
                 pane.show(text, ids, slot.encoding, self._cursor_char(), show_ids=self.show_ids,
                           show_ws=self.show_ws, show_bytes=self.show_bytes, special_ids=slot.special_ids)
-        elif view == "tab-compare":
+        elif view == "tab-compare" and (panes := self.query(ComparePane)):
             rows = []
             for key in self.compare_keys:
                 s = self.slots[key]
                 rows.append((s.label, s.encoding, results.get(key) if s.encoding is not None else None,
                              s.error or "loading…"))
-            self.query_one(ComparePane).show(text, rows, self._cursor_char(), self.show_ws)
+            panes.first().show(text, rows, self._cursor_char(), self.show_ws)
 
     def _show_stats(self, text: str, slot: EncodingSlot, ids: list[int] | None) -> None:
         line = self.query_one("#tokens-stats", Static)
@@ -317,18 +321,24 @@ class TokensScreen(Screen):
         active = self.active_view
         self.show_view(VIEWS[(VIEWS.index(active) + 1) % len(VIEWS)] if active in VIEWS else VIEWS[0])
 
-    def show_view(self, view: str) -> None:
-        if view == self.active_view:
-            return
+    def show_view(self, view: str, then: Callable[[], None] | None = None) -> None:
+        """Show `view` (building it the first time), then run `then`."""
         switcher = self.query_one("#tokens-tabs", ContentSwitcher)
-        try:
-            switcher.get_child_by_id(view)
-        except NoMatches:  # a lazy view not mounted yet (the first frame is still painting)
-            self.call_after_refresh(self.show_view, view)
-            return
-        switcher.current = view
         self.query_one("#tokens-viewbar", ViewBar).show(view)
-        self.retokenize()
+        if switcher.query_children(f"#{view}"):
+            switcher.current = view
+            self.retokenize()
+            if then is not None:
+                then()
+            return
+
+        async def build() -> None:
+            await switcher.add_content(self._make_view(view), set_current=True)
+            self.retokenize()
+            if then is not None:
+                then()
+
+        self.call_next(build)
 
     def action_next_preset(self) -> None:
         names = list(self.presets)
@@ -368,14 +378,14 @@ class TokensScreen(Screen):
             self.notify(f"{slot.label} is {'unavailable: ' + slot.error if slot.error else 'still loading'}.",
                         severity="warning")
             return
-        try:
+        source = self.selection_or_word()[:200]
+
+        def load() -> None:
             view = self.query_one("#replay-view", ReplayView)
-        except NoMatches:  # the lazy view is not mounted yet
-            self.call_after_refresh(self.action_replay)
-            return
-        view.load(self.selection_or_word()[:200], slot.encoding)
-        self.show_view("tab-replay")
-        view.focus()
+            view.load(source, slot.encoding)
+            view.focus()
+
+        self.show_view("tab-replay", then=load)
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""

@@ -63,7 +63,7 @@ class TrainPane(Vertical):
             yield Button("Train", id="train-start", variant="primary", compact=True)
         with Horizontal(classes="train-row"):
             yield Input(placeholder="file to train on (blank: the text box)", id="train-file")
-        yield ProgressBar(id="train-progress", show_eta=False)
+        yield ProgressBar(total=1, id="train-progress", show_eta=False)  # 0% until a run: no idle animation
         yield RichLog(id="train-log", max_lines=5000, wrap=False)
 
     @property
