@@ -375,3 +375,29 @@ async def test_replay_uses_the_selected_models_own_merges():
         await pilot.press("ctrl+r")
         await settle(app, pilot)
         assert "SentencePiece" in shown(view) and "cannot be replayed merge by merge" in shown(view)
+
+
+async def test_edits_and_undo_keep_every_separator():
+    text = "one\r\ntwo\u2028three\x85four\rfive"
+    app = make_test_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.load_text(text)
+        area.focus()
+        area.select_all()
+        assert area.selected_text == text
+        area.move_cursor((1, 0))  # the start of "two"
+        await pilot.press("shift+down", "shift+down", "delete")  # deletes "two\u2028three\x85"
+        await settle(app, pilot)
+        assert app.screen.text == "one\r\nfour\rfive"
+        await pilot.press("enter", "x")
+        assert app.screen.text == "one\r\n\nxfour\rfive"
+        states = []
+        for _ in range(4):  # undo step by step (the history groups edits): the exact text comes back
+            await pilot.press("ctrl+z")
+            states.append(app.screen.text)
+        await settle(app, pilot)
+        assert text in states and app.screen.text == text
+        tokens, _ = reference_count(text)
+        assert f" {tokens:,} tokens" in shown(app.screen.query_one("#tokens-stats"))
