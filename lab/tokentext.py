@@ -32,12 +32,16 @@ VISIBLE = {
 _BREAKS = {"\x85", "\u2028", "\u2029"}
 
 
+def has_surrogates(text: str) -> bool:
+    return not text.isascii() and SURROGATE.search(text) is not None
+
+
 def encodable(text: str) -> str:
     """`text` with each surrogate code point replaced by U+FFFD: what the tokenizers see.
 
     Same length as `text`, so character positions are unchanged.
     Example: "a\\udc4db" -> "a\\ufffdb"."""
-    return SURROGATE.sub("\ufffd", text) if SURROGATE.search(text) else text
+    return SURROGATE.sub("\ufffd", text) if has_surrogates(text) else text
 
 
 def utf8(text: str) -> bytes:
@@ -193,4 +197,5 @@ class TokenStats:
 
 
 def stats(text: str, ids: Sequence[int]) -> TokenStats:
-    return TokenStats(len(ids), len(text), len(utf8(text)), len(SURROGATE.findall(text)))
+    bad = len(SURROGATE.findall(text)) if has_surrogates(text) else 0
+    return TokenStats(len(ids), len(text), len(utf8(text)), bad)

@@ -21,7 +21,7 @@ from textual.document._wrapped_document import WrappedDocument
 from textual.strip import Strip
 from textual.widgets import TextArea
 
-from lab.tokentext import LINE_SEPARATORS, SURROGATE
+from lab.tokentext import LINE_SEPARATORS, SURROGATE, has_surrogates
 
 _SEPARATOR = re.compile("|".join(map(re.escape, LINE_SEPARATORS)))  # "\r\n" first: one separator
 
@@ -138,7 +138,7 @@ class ExactTextArea(TextArea):
 
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
-        if SURROGATE.search(strip.text):  # a terminal cannot print one: draw U+FFFD (same width)
+        if has_surrogates(strip.text):  # a terminal cannot print one: draw U+FFFD (same width)
             from rich.segment import Segment
 
             strip = Strip([Segment(SURROGATE.sub("\ufffd", s.text), s.style, s.control) for s in strip],

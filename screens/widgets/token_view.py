@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from textual.content import Content
 from textual.widgets import Static
 
-from lab.tokentext import SURROGATE, VISIBLE, TokenSpan, label, visible
+from lab.tokentext import SURROGATE, VISIBLE, TokenSpan, has_surrogates, label, visible
 
 N_COLOURS = 6
 
@@ -96,7 +96,7 @@ class TokenView(Static):
         special_style = self.style_of("special")
         note = self.style_of("note")
         bad = self.style_of("bad")
-        surrogates = SURROGATE.search(text) is not None
+        surrogates = has_surrogates(text)
         parts: list = []
         add = parts.append
         if spans and spans[0].index > 0:
