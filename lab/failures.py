@@ -15,7 +15,6 @@ import json
 import os
 import re
 import threading
-import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,8 +22,9 @@ from dataclasses import replace as dc_replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from lab.basechat import Request, base_request, chat_request
+from lab.prompts import Request, base_request, chat_request
 from lab.errors import LabError
+from lab.runs import SampleUpdate, model_identity, stream_seeds
 from lab.sampling import SamplingSettings
 
 # ---- reading answers ------------------------------------------------------------------
@@ -55,10 +55,11 @@ def numbers(text: str) -> list[tuple[str, Decimal]]:
     return out
 
 
-def letter_items(text: str, exclude: str = "") -> list[str]:
+def letter_items(text: str, exclude: str = "", spelled_only: bool = False) -> list[str]:
     """The letter strings an answer offers, case-folded: each word, and each run of single
     letters spelled out with separators ("s-t-r", "S, T, R" -> "str"). Occurrences of
-    `exclude` (the question's own word) are left out, so restating it earns nothing."""
+    `exclude` (the question's own word) are left out, so restating it earns nothing; with
+    `spelled_only`, whole words are left out too and only spelled-out runs remain."""
     text = unicodedata.normalize("NFC", text)
     words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"[^\W\d_]+", text)]
     items: list[str] = []
@@ -72,7 +73,7 @@ def letter_items(text: str, exclude: str = "") -> list[str]:
             if run:
                 items.append("".join(run))
             run = [word] if len(word) == 1 else []
-        if len(word) > 1:
+        if len(word) > 1 and not spelled_only:
             items.append(word)
         prev_end = end
     if run:
@@ -116,6 +117,7 @@ def _fmt(value: Decimal) -> str:
 
 
 def first_number_is(truth: Decimal, what: str = "the answer") -> Checker:
+    """For text that is all answer (a program's output): its first number."""
     def check(answer: str) -> Verdict:
         found = numbers(answer)
         if not found:
@@ -124,38 +126,130 @@ def first_number_is(truth: Decimal, what: str = "the answer") -> Checker:
     return Checker(f"first number in {what} == {_fmt(truth)}", check)
 
 
-def final_number_is(truth: Decimal) -> Checker:
+_MARKED = re.compile(r"answer\s*(?:is|was|would be|=|:)\s*[:=]?", re.IGNORECASE)
+
+
+def _marked_answer(answer: str) -> tuple[str, Decimal] | None:
+    """The number right after the last "answer is" / "Answer:" in `answer`, if there is one."""
+    for m in reversed(list(_MARKED.finditer(answer))):
+        found = numbers(answer[m.end():m.end() + 40])
+        if found:
+            return found[0]
+    return None
+
+
+def answer_number_is(truth: Decimal, question: str, pick: str = "first") -> Checker:
+    """The number the answer gives: the one after the last "answer is" / "Answer:", else the
+    `pick` ("first" or "last") number that is not one of the question's own numbers, so an
+    answer that restates the question ("Emily buys 2 apples...") earns nothing.
+
+    >>> answer_number_is(Decimal(5), "2 apples cost $10")("You buy 2 apples for $10, so 5 each").passed
+    True
+    """
+    echoes = {value for _, value in numbers(question)}
+    shown = ", ".join(_fmt(v) for v in sorted(echoes))
+
     def check(answer: str) -> Verdict:
-        marked = [m.end() for m in re.finditer(r"answer\s*(?:is)?\s*[:=]", answer, re.IGNORECASE)]
-        found = numbers(answer[marked[-1]:]) if marked else []
-        pick = found[0] if found else (numbers(answer)[-1] if numbers(answer) else None)
-        if pick is None:
-            return Verdict(False, "no number")
-        return Verdict(pick[1] == truth, pick[0])
-    return Checker(f'number after the last "Answer:" (else the last number) == {_fmt(truth)}', check)
+        marked = _marked_answer(answer)
+        if marked is not None:
+            return Verdict(marked[1] == truth, marked[0])
+        own = [(w, v) for w, v in numbers(answer) if v not in echoes]
+        if not own:
+            return Verdict(False, "only the question's numbers" if numbers(answer) else "no number")
+        written, value = own[0] if pick == "first" else own[-1]
+        return Verdict(value == truth, written)
+
+    rule = f'number after "answer is" / "Answer:", else the {pick} number'
+    if echoes:
+        rule += f" that is not the question's ({shown})"
+    return Checker(f"{rule} == {_fmt(truth)}", check)
 
 
-def letters_are(truth: str, word: str) -> Checker:
+_BIGGER = r"(?:bigger|larger|greater|higher|more)"
+_SMALLER = r"(?:smaller|less|lower|fewer)"
+
+
+def bigger_number_is(a: Decimal, b: Decimal, written: tuple[str, str]) -> Checker:
+    """Which of two numbers the answer names as the bigger: a marked answer ("the answer is
+    9.9"), a comparison ("9.9 is bigger than 9.11", "9.11 < 9.9"), else the one number of the
+    two that the answer names. An answer naming both without a verdict (a restatement of
+    the question) earns nothing.
+
+    >>> bigger_number_is(Decimal("9.9"), Decimal("9.11"), ("9.9", "9.11"))("9.11 is smaller than 9.9").got
+    '9.9'
+    """
+    truth = max(a, b)
+    pair = {a: written[0], b: written[1]}
+    num = r"(-?\d+(?:\.\d+)?)"
+    comparisons = [  # (pattern, which group is the bigger one)
+        (re.compile(num + r"\s*(?:is|are|'s)?\s*(?:the\s+)?(?:" + _BIGGER + r")\b(?:\s+than\s+" + num + ")?",
+                    re.IGNORECASE), 1),
+        (re.compile(num + r"\s*(?:is|are|'s)?\s*(?:the\s+)?(?:" + _SMALLER + r")\b(?:\s+than\s+" + num + ")",
+                    re.IGNORECASE), 2),
+        (re.compile(num + r"\s*>\s*" + num), 1),
+        (re.compile(num + r"\s*<\s*" + num), 2),
+    ]
+
+    def check(answer: str) -> Verdict:
+        marked = _marked_answer(answer)
+        if marked is not None and marked[1] in pair:
+            return Verdict(marked[1] == truth, marked[0])
+        for pattern, group in comparisons:
+            for m in pattern.finditer(answer):
+                text = m.group(group)
+                if text is None:
+                    continue
+                try:
+                    value = Decimal(text)
+                except InvalidOperation:  # pragma: no cover - the pattern only matches numbers
+                    continue
+                if value in pair:
+                    return Verdict(value == truth, text)
+        named = {v for _, v in numbers(answer) if v in pair}
+        if len(named) == 1:
+            value = named.pop()
+            return Verdict(value == truth, pair[value])
+        return Verdict(False, "both numbers, no verdict" if named else "neither number")
+
+    return Checker(f'the number called bigger ("answer is X", "X is bigger", "X > Y"), else the only one of '
+                   f"{written[0]} and {written[1]} named == {_fmt(truth)}", check)
+
+
+def letters_are(truth: str, word: str, question: str = "") -> Checker:
+    """The letters `truth` as a word of the answer or spelled out letter by letter. Restating
+    the key `word` earns nothing; where `truth` is itself a word of the question ("the" in
+    "theater"), only a spelled-out answer counts, since the word could be an echo."""
     target = unicodedata.normalize("NFC", truth).casefold()
+    echoes = {w.casefold() for w in re.findall(r"[^\W\d_]+", unicodedata.normalize("NFC", question))}
+    spelled_only = target in echoes
 
     def check(answer: str) -> Verdict:
-        items = letter_items(answer, exclude=word if word.casefold() != target else "")
+        items = letter_items(answer, exclude=word if word.casefold() != target else "", spelled_only=spelled_only)
         return Verdict(target in items, truth if target in items else "not found")
-    return Checker(f'answer has "{truth}" as a word or spelled letter by letter (not counting "{word}" itself)',
-                   check)
+    rule = (f'answer spells "{truth}" letter by letter ("{truth}" is a word of the question)' if spelled_only
+            else f'answer has "{truth}" as a word or spelled letter by letter (not counting "{word}" itself)')
+    return Checker(rule, check)
 
 
-def contains(expected: str) -> Checker:
+def contains(expected: str, echo: str = "") -> Checker:
+    """`expected` as a whole word (or number) of the answer: any case, thousands commas ignored.
+    An answer that copies `echo` (the passage it was given) whole is an echo, not an answer."""
     def norm(s: str) -> str:
         s = unicodedata.normalize("NFC", s).casefold()
         return re.sub(r"(?<=\d),(?=\d{3})", "", s)
 
     target = norm(expected)
+    pattern = re.compile(r"(?<![^\W_])" + re.escape(target) + r"(?![^\W_])") if target else None
+
+    copied = norm(echo).strip()
 
     def check(answer: str) -> Verdict:
-        ok = bool(target) and target in norm(answer)
+        if copied and copied in norm(answer):
+            return Verdict(False, "repeats the passage")
+        ok = pattern is not None and pattern.search(norm(answer)) is not None
         return Verdict(ok, expected if ok else "not found")
-    return Checker(f'answer contains "{expected}" (any case, thousands commas ignored)', check)
+    rule = f'answer has "{expected}" as a word (any case, thousands commas ignored)'
+    return Checker(rule + (", not by repeating the whole passage" if copied else ""), check)
 
 
 # ---- cards ------------------------------------------------------------------------------------
@@ -192,9 +286,15 @@ class InputField:
 class Card:
     key: str
     title: str
-    blurb: str
+    blurb: str  # may name the typed values: "{letter}", "{word}"
     fields: tuple[InputField, ...]
     build: Callable[[dict[str, str]], Experiment] = field(compare=False)
+
+    def blurb_for(self, values: dict[str, str] | None = None) -> str:
+        """The blurb with the typed values in it (the defaults where a value is missing)."""
+        merged = {f.key: f.default for f in self.fields}
+        merged.update({k: v.strip() or "?" for k, v in (values or {}).items() if k in merged})
+        return self.blurb.format_map(merged)
 
     def experiment(self, values: dict[str, str] | None = None) -> Experiment:
         merged = {f.key: f.default for f in self.fields}
@@ -249,7 +349,7 @@ def _count_letter(v: dict[str, str]) -> Experiment:
     n = count_in(word, letter)
     prompt = f'How many times does the letter "{letter}" appear in the word "{word}"? Answer with a number.'
     return Experiment("count", prompt, str(n), f'sum(c.lower() == "{letter.lower()}" for c in "{word}") = {n}', (word,),
-                      (Variant("answer", prompt, first_number_is(Decimal(n)), 40),), letter)
+                      (Variant("answer", prompt, answer_number_is(Decimal(n), prompt), 40),), letter)
 
 
 def _first_letters(v: dict[str, str]) -> Experiment:
@@ -258,7 +358,7 @@ def _first_letters(v: dict[str, str]) -> Experiment:
     truth = word[:n]
     prompt = f'What are the first {n} letters of the word "{word}"? Answer with just those letters.'
     return Experiment("first", prompt, truth, f'"{word}"[:{n}] = "{truth}"', (word,),
-                      (Variant("answer", prompt, letters_are(truth, word), 40),))
+                      (Variant("answer", prompt, letters_are(truth, word, prompt), 40),))
 
 
 def _backwards(v: dict[str, str]) -> Experiment:
@@ -266,7 +366,7 @@ def _backwards(v: dict[str, str]) -> Experiment:
     truth = word[::-1]
     prompt = f'Spell the word "{word}" backwards. Answer with just the reversed word.'
     return Experiment("backwards", prompt, truth, f'"{word}"[::-1] = "{truth}"', (word,),
-                      (Variant("answer", prompt, letters_are(truth, word), 48),))
+                      (Variant("answer", prompt, letters_are(truth, word, prompt), 48),))
 
 
 def _dots(v: dict[str, str]) -> Experiment:
@@ -274,7 +374,7 @@ def _dots(v: dict[str, str]) -> Experiment:
     s = "." * n
     prompt = f'How many dots are in this string: "{s}"? Answer with a number.'
     return Experiment("dots", prompt, str(n), f'len("{s}") = {n}', (s,),
-                      (Variant("answer", prompt, first_number_is(Decimal(n)), 40),))
+                      (Variant("answer", prompt, answer_number_is(Decimal(n), prompt), 40),))
 
 
 def _compare(v: dict[str, str]) -> Experiment:
@@ -285,7 +385,7 @@ def _compare(v: dict[str, str]) -> Experiment:
     sa, sb = v["a"].strip(), v["b"].strip()
     prompt = f"Which number is bigger, {sa} or {sb}? Answer with just the bigger number."
     return Experiment("compare", prompt, str(big), f"max(Decimal('{sa}'), Decimal('{sb}')) = {big}", (sa, sb),
-                      (Variant("answer", prompt, first_number_is(big), 40),))
+                      (Variant("answer", prompt, bigger_number_is(a, b, (sa, sb)), 40),))
 
 
 def _arithmetic(v: dict[str, str]) -> Experiment:
@@ -303,8 +403,8 @@ def _arithmetic(v: dict[str, str]) -> Experiment:
     first = problem + " Reply with only the number."
     working = problem + ' Work it out step by step first, then give the final answer on the last line as "Answer: <number>".'
     return Experiment("arithmetic", problem, str(each), f"({total} - {oranges} * {price}) / {apples} = {each}", (),
-                      (Variant("answer first", first, first_number_is(Decimal(each)), 24),
-                       Variant("working first", working, final_number_is(Decimal(each)), 200)))
+                      (Variant("answer first", first, answer_number_is(Decimal(each), problem, "first"), 24),
+                       Variant("working first", working, answer_number_is(Decimal(each), problem, "last"), 200)))
 
 
 def _tool(v: dict[str, str]) -> Experiment:
@@ -314,7 +414,7 @@ def _tool(v: dict[str, str]) -> Experiment:
     tool = (f'Write a short Python program that prints how many times the letter "{letter}" appears in the word '
             f'"{word}". Reply with only the code in a ```python block.')
     return Experiment("tool", bare, str(n), f'sum(c.lower() == "{letter.lower()}" for c in "{word}") = {n}', (word,),
-                      (Variant("in its head", bare, first_number_is(Decimal(n)), 40),
+                      (Variant("in its head", bare, answer_number_is(Decimal(n), bare), 40),
                        Variant("with a Python tool", tool, first_number_is(Decimal(n), "the program's output"), 120,
                                tool=True)), letter)
 
@@ -342,16 +442,19 @@ def _memory(v: dict[str, str]) -> Experiment:
         raise LabError("Type a passage (or a preset name: " + ", ".join(MEMORY_PRESETS) + ").")
     if not contains(expected)(passage).passed:
         raise LabError(f'The passage must contain the expected answer "{expected}".')
+    if contains(expected)(question).passed:
+        raise LabError(f'The question itself contains "{expected}": an answer that repeats the question would '
+                       "pass. Ask so that the answer is not in the question.")
     bare = question + " Answer in one short sentence."
     given = f"Read this passage:\n\n{passage}\n\n{question} Answer in one short sentence."
     return Experiment("memory", question, expected, f'"{expected}" found in the passage', (),
                       (Variant("from memory", bare, contains(expected), 48),
-                       Variant("passage in context", given, contains(expected), 48)))
+                       Variant("passage in context", given, contains(expected, echo=passage), 48)))
 
 
 _EVEREST = MEMORY_PRESETS["everest"]
 CARDS: tuple[Card, ...] = (
-    Card("count", "Count a letter", "Models see tokens, not letters: counting the r's in a word is hard.",
+    Card("count", "Count a letter", "Models see tokens, not letters: counting the {letter}'s in {word} is hard.",
          (InputField("word", "word", "strawberry", 18), InputField("letter", "letter", "r", 5)), _count_letter),
     Card("first", "First letters", "Spelling needs the letters inside a token, which the model never sees directly.",
          (InputField("word", "word", "strawberry", 18), InputField("n", "N", "3", 5)), _first_letters),
@@ -364,7 +467,7 @@ CARDS: tuple[Card, ...] = (
     Card("arithmetic", "Tokens to think", "The answer first leaves one token of computation; working first spreads it "
          "over many tokens.",
          (InputField("apples", "apples", "3", 5), InputField("oranges", "oranges", "2", 5),
-          InputField("price", "orange $", "2", 5), InputField("total", "total $", "13", 6)), _arithmetic),
+          InputField("price", "orange $", "2", 5), InputField("total", "total $", "19", 6)), _arithmetic),
     Card("tool", "Use a tool", "Counting in its head vs writing a program the lab runs in a sandbox.",
          (InputField("word", "word", "strawberry", 18), InputField("letter", "letter", "r", 5)), _tool),
     Card("memory", "Working memory", "Knowledge in the weights is a vague recollection; text in the context is "
@@ -477,11 +580,6 @@ class AnswerCache:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def model_identity(backend) -> str:
-    i = backend.info
-    return f"{i.name}|{i.source}|{i.quantisation}|{i.backend}"
-
-
 def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSettings, seeds: Sequence[int],
                 emit: Callable[[int, Answer], None], cancel: threading.Event, cache: AnswerCache | None = None,
                 use_cache: bool = True, every: float = 0.05) -> None:
@@ -490,32 +588,26 @@ def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSe
     model = model_identity(backend)
     for index, seed in enumerate(seeds):
         key = AnswerCache.key(model, prompt, settings, variant.max_tokens, seed, variant.tool)
-        if cancel.is_set():
-            emit(index, Answer(seed, stop="cancelled"))
-            continue
-        hit = cache.get(key) if (cache is not None and use_cache) else None
+        hit = cache.get(key) if (cache is not None and use_cache and not cancel.is_set()) else None
         if hit is not None:
             emit(index, hit)
             continue
         answer = Answer(seed)
-        t0 = last = time.perf_counter()
-        try:
-            gen = backend.stream(list(prompt.ids), dc_replace(settings, seed=seed), variant.max_tokens, cancel, top_n=1,
-                                 stop_text=prompt.stop_text)
-            for ev in gen:
-                answer.text += ev.text
-                now = time.perf_counter()
-                if now - last > every:
-                    emit(index, dc_replace(answer))
-                    last = now
-            answer.stop = gen.result.stop_reason
-            if answer.stop == "stop text":
-                answer.text = answer.text.split(prompt.stop_text)[0]
-        except LabError as exc:
-            answer.text, answer.stop = str(exc), "error"
+
+        def take(update: SampleUpdate, answer=answer, index=index) -> None:
+            answer.text += update.text
+            if update.error:
+                answer.text = update.error
+            answer.stop, answer.seconds = update.stop, update.seconds
+            if not update.done:
+                emit(index, dc_replace(answer))
+
+        stream_seeds(backend, prompt.ids, settings, [seed], variant.max_tokens, cancel, take, top_n=1,
+                     stop_text=prompt.stop_text, every=every)
+        if answer.stop == "stop text":
+            answer.text = answer.text.split(prompt.stop_text)[0]
         answer.text = answer.text.strip()
-        answer.seconds = time.perf_counter() - t0
-        if variant.tool and answer.stop != "cancelled":
+        if variant.tool and answer.stop not in ("cancelled", "error"):
             answer.program = extract_program(answer.text)
             if answer.program is not None:
                 emit(index, dc_replace(answer, stop=""))  # shown as "running the program"

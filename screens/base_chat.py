@@ -3,46 +3,50 @@
 Left: the base model continues the raw text (or a few-shot fake conversation). Right: the
 chat model answers the prompt as a user message through its own chat template. Both stream
 at once, N samples each with visible seeds; every token is coloured by its probability.
+Answers that belong to an earlier prompt say so until the next run.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import replace
+from dataclasses import dataclass
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Label
 
-from lab.basechat import PRESETS, base_request, chat_request
+from lab.prompts import PRESETS, Request, base_request, chat_request
 from lab.errors import LabError
+from lab.runs import RunHandle, SampleCache, SampleUpdate, stream_seeds
 from lab.sampling import SamplingSettings
-from screens.forms import number_in
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
-from screens.widgets.pane_view import PaneView, Sample
+from screens.widgets.number_field import NumberField
+from screens.widgets.pane_view import PaneView, PlainPrompt
 
-ROLES = ("base", "chat")
+PANES = ("base", "chat")  # left to right
+KINDS = {"base": "base model: continues the text", "chat": "chat model: answers as an assistant"}
 
 
+@dataclass
 class PaneUpdate(Message):
-    """New tokens (or the end) of one sample of one pane, from a worker thread."""
+    """Progress of one sample of one pane, from a worker thread."""
 
-    def __init__(self, role: str, run: int, index: int, seed: int, events: list, stop: str = "",
-                 seconds: float = 0.0, error: str = "") -> None:
-        super().__init__()
-        self.role, self.run, self.index, self.seed = role, run, index, seed
-        self.events, self.stop, self.seconds, self.error = events, stop, seconds, error
+    role: str
+    run: int
+    update: SampleUpdate
 
 
 class BaseChatScreen(Screen):
     """Two models, one prompt: see what pretraining and post-training each give."""
 
     area_title = "Base vs chat"
+    COMMANDS = {ScreenCommands}
 
     BINDINGS = [
         Binding("ctrl+g", "generate", "Generate", id="basechat.generate", tooltip="Generate in both panes"),
@@ -53,28 +57,33 @@ class BaseChatScreen(Screen):
         Binding("escape", "cancel", "Cancel", id="basechat.cancel", tooltip="Stop both streams"),
     ]
 
+    showing_template: reactive[bool] = reactive(False, init=False)
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.run_id = 0
-        self.cancel = threading.Event()
+        self.runs = RunHandle()
         self.preset_index = -1
-        self.showing_template = False
+        self.asked: dict[str, Request] = {}  # the request each pane's samples answer
+        self.use_cache = True  # replay samples already made with the same model, prompt, settings and seed
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
         yield Input(PRESETS["who are you?"], placeholder="a prompt for both models (Enter generates)",
                     id="bc-prompt")
         with Horizontal(id="bc-controls"):
-            for name, value in (("temperature", "0.8"), ("top-p", "0.95"), ("max tokens", "48"),
-                                ("samples", "1"), ("seed", "1")):
-                yield Label(name)
-                yield Input(value, id=f"bc-{name.replace(' ', '-')}", classes="bc-number", compact=True)
-            yield Checkbox("few-shot (base)", False, id="bc-fewshot", compact=True)
-            yield Checkbox("system prompt", True, id="bc-system-on", compact=True)
-        yield Input("You are a helpful assistant.", placeholder="system prompt", id="bc-system", compact=True)
+            for name, label, value, kind, lo, hi in (
+                    ("temperature", "temp", "0.8", float, 0.0, 5.0), ("top-p", "top-p", "0.95", float, 0.01, 1.0),
+                    ("max-tokens", "max tokens", "48", int, 1, 1024), ("samples", "samples", "1", int, 1, 5),
+                    ("seed", "seed", "1", int, 0, 2**31)):
+                yield Label(label)
+                yield NumberField(value, kind=kind, lo=lo, hi=hi, id=f"bc-{name}", classes="bc-number")
+        with Horizontal(id="bc-options"):
+            yield Checkbox("few-shot (base): off", False, id="bc-fewshot", compact=True)
+            yield Checkbox("system prompt: on", True, id="bc-system-on", compact=True)
+            yield Input("You are a helpful assistant.", placeholder="system prompt", id="bc-system", compact=True)
         with Horizontal(id="bc-panes"):
-            yield PaneView("base", id="pane-base")
-            yield PaneView("chat", id="pane-chat")
+            for role in PANES:
+                yield PaneView(role, id=f"pane-{role}")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -85,13 +94,12 @@ class BaseChatScreen(Screen):
         self.action_cancel()  # leaving the screen stops the streams
 
     # ---- settings --------------------------------------------------------------------
-    def _number(self, name: str, kind, default, lo, hi):
-        return number_in(self.query_one(f"#bc-{name}", Input), kind, default, lo, hi)
+    def number(self, name: str):
+        return self.query_one(f"#bc-{name}", NumberField).number
 
     def settings(self) -> SamplingSettings:
-        return SamplingSettings(temperature=self._number("temperature", float, 0.8, 0.0, 5.0),
-                                top_p=self._number("top-p", float, 0.95, 0.01, 1.0),
-                                seed=self._number("seed", int, 1, 0, 2**31))
+        return SamplingSettings(temperature=self.number("temperature"), top_p=self.number("top-p"),
+                                seed=self.number("seed"))
 
     def system_prompt(self) -> str | None:
         if not self.query_one("#bc-system-on", Checkbox).value:
@@ -103,22 +111,20 @@ class BaseChatScreen(Screen):
 
     def refresh_titles(self) -> None:
         session = self.app.session
-        for role in ROLES:
+        for role in PANES:
             pane = self.pane(role)
-            backend = session.loaded(role)
-            err = session.error(role)
-            kind = "base model: continues the text" if role == "base" else "chat model: answers as an assistant"
-            pane.title = f"{session.model_name(role)} · {kind}"
-            if backend is None:
-                pane.message = f"the {role} model failed to load: {err.message}" if err else "loading…"
-            elif pane.message.startswith(("loading", "the ")) and "failed" not in pane.message:
-                pane.message = ""
-            if backend is not None and not pane.samples and not pane.message:
+            pane.title = f"{session.model_name(role)} · {KINDS[role]}"
+            status = session.role_status(role)
+            if status:
+                pane.message = status
+            elif not pane.samples and pane.template is None:
                 pane.message = "Press Enter in the prompt (or Ctrl+G) to generate."
-            pane.redraw()
+            elif pane.message.startswith("the "):
+                pane.message = ""
 
     # ---- requests ----------------------------------------------------------------------
     def request(self, role: str):
+        """(backend, Request) for a pane, or (None, None) while its model is not loaded."""
         backend = self.app.session.loaded(role)
         if backend is None:
             return None, None
@@ -129,33 +135,65 @@ class BaseChatScreen(Screen):
 
     def action_toggle_template(self) -> None:
         self.showing_template = not self.showing_template
+
+    def watch_showing_template(self) -> None:
         self.refresh_template()
 
     def refresh_template(self) -> None:
-        for role in ROLES:
+        for role in PANES:
             pane = self.pane(role)
-            if not self.showing_template:
-                pane.template = None
-            else:
+            pane.template = None
+            if self.showing_template:
                 try:
                     backend, req = self.request(role)
                 except LabError as exc:
-                    pane.template, pane.message = None, str(exc)
-                    pane.redraw()
+                    pane.message = str(exc)
                     continue
                 if req is not None:
-                    pane.template = req.rendered if req.rendered is not None else req.text
+                    pane.template = req.rendered if req.rendered is not None else self._plain(backend, req)
             pane.redraw()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if self.showing_template and event.input.id in ("bc-prompt", "bc-system"):
-            self.refresh_template()
+    @staticmethod
+    def _plain(backend, req: Request) -> PlainPrompt:
+        """The base model's prompt, with the special tokens its tokenizer put before the text."""
+        specials = []
+        text_bytes = req.text.encode("utf-8")
+        for tid in req.ids:
+            if backend.detokenize_bytes(req.ids[len(specials):]) == text_bytes:
+                break
+            specials.append(backend.token_bytes(tid).decode("utf-8", errors="replace"))
+        return PlainPrompt(req.text, req.ids, tuple(specials))
 
-    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+    @on(Input.Changed, "#bc-prompt, #bc-system")
+    @on(Checkbox.Changed)
+    def _prompt_changed(self, event) -> None:
+        if isinstance(event, Checkbox.Changed):
+            self._label_checkboxes()
         if self.showing_template:
             self.refresh_template()
+        self.mark_stale()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    def _label_checkboxes(self) -> None:
+        few, system = self.query_one("#bc-fewshot", Checkbox), self.query_one("#bc-system-on", Checkbox)
+        few.label = f"few-shot (base): {'on' if few.value else 'off'}"
+        system.label = f"system prompt: {'on' if system.value else 'off'}"
+        self.query_one("#bc-system", Input).disabled = not system.value
+
+    def mark_stale(self) -> None:
+        """Answers that were generated for another prompt say so."""
+        for role in PANES:
+            pane, asked = self.pane(role), self.asked.get(role)
+            if asked is None or not pane.samples:
+                continue
+            try:
+                _, now = self.request(role)
+            except LabError:
+                now = None
+            pane.stale = ("" if now is not None and now.ids == asked.ids else
+                          "These answers are for an earlier prompt; press Ctrl+G to ask this one.")
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
         self.action_generate()
 
     def action_next_preset(self) -> None:
@@ -170,83 +208,89 @@ class BaseChatScreen(Screen):
 
     # ---- generation ----------------------------------------------------------------------
     def action_reroll(self) -> None:
-        n = self._number("samples", int, 1, 1, 5)
-        seed = self.query_one("#bc-seed", Input)
-        seed.value = str(self._number("seed", int, 1, 0, 2**31) + n)
+        seed = self.query_one("#bc-seed", NumberField)
+        seed.value = str(self.number("seed") + self.number("samples"))
         self.action_generate()
 
     def action_generate(self) -> None:
-        self.action_cancel()
-        self.run_id += 1
-        self.cancel = threading.Event()
+        run = self.runs.start()
         self.showing_template = False
         settings = self.settings()
-        n = self._number("samples", int, 1, 1, 5)
-        max_tokens = self._number("max-tokens", int, 48, 1, 1024)
-        for role in ROLES:
+        n, max_tokens = self.number("samples"), self.number("max-tokens")
+        for role in PANES:
             pane = self.pane(role)
-            pane.template, pane.cursor, pane.samples = None, None, []
             try:
                 backend, req = self.request(role)
             except LabError as exc:
+                pane.start([])
                 pane.message = str(exc)
-                pane.redraw()
                 continue
             if backend is None:
+                pane.start([])
                 self.refresh_titles()
                 continue
-            pane.message = ""
-            pane.samples = [Sample(settings.seed + i) for i in range(n)]
-            pane.redraw()
-            run, cancel = self.run_id, self.cancel
-            self.run_worker(lambda r=role, b=backend, q=req: self._stream(r, b, q, settings, n, max_tokens, run, cancel),
-                            name=f"pane-{role}", group=f"pane-{role}", thread=True, exclusive=True,
-                            exit_on_error=False)
-
-    def _stream(self, role, backend, req, settings, n, max_tokens, run, cancel) -> None:
-        """Worker thread: stream n samples; tokens reach the UI in batches (every ~40 ms)."""
-        for i in range(n):
-            seed = settings.seed + i
-            if cancel.is_set():
-                self.post_message(PaneUpdate(role, run, i, seed, [], "cancelled"))
-                continue
-            try:
-                gen = backend.stream(list(req.ids), replace(settings, seed=seed), max_tokens, cancel, top_n=5,
-                                     stop_text=req.stop_text)
-                pending = []
-                t0 = last = time.perf_counter()
-                for ev in gen:
-                    pending.append(ev)
-                    now = time.perf_counter()
-                    if now - last > 0.04:
-                        self.post_message(PaneUpdate(role, run, i, seed, pending))
-                        pending, last = [], now
-                stop = gen.result.stop_reason if gen.result else ""
-                if stop == "stop text":
-                    stop = "stop text (the next 'Human:')"
-                self.post_message(PaneUpdate(role, run, i, seed, pending, stop, time.perf_counter() - t0))
-            except LabError as exc:
-                self.post_message(PaneUpdate(role, run, i, seed, [], "error", 0.0, str(exc)))
-                return
+            self.asked[role] = req
+            seeds = [settings.seed + i for i in range(n)]
+            pane.start(seeds)
+            cache = SampleCache(self.app.samples_dir) if self.use_cache else None
+            self.run_worker(lambda r=role, b=backend, q=req, s=seeds: stream_seeds(
+                b, q.ids, settings, s, max_tokens, run.cancel,
+                lambda u, r=r: self.post_message(PaneUpdate(r, run.id, u)), stop_text=q.stop_text, cache=cache),
+                name=f"pane-{role}", group=f"pane-{role}", thread=True, exclusive=True, exit_on_error=False)
 
     def on_pane_update(self, message: PaneUpdate) -> None:
-        if message.run != self.run_id:
+        if not self.runs.is_current(message.run):
             return  # a stale stream
-        pane = self.pane(message.role)
-        if message.error:
-            pane.message = message.error
-        elif message.index < len(pane.samples):
-            sample = pane.samples[message.index]
-            sample.events.extend(message.events)
-            if message.stop:
-                sample.stop_reason, sample.seconds = message.stop, message.seconds
+        pane, u = self.pane(message.role), message.update
+        if u.error:
+            pane.message = u.error
+        if u.index < len(pane.samples):
+            sample = pane.samples[u.index]
+            sample.events.extend(u.events)
+            if u.done:
+                stop = "stop text (the next 'Human:')" if u.stop == "stop text" else u.stop
+                sample.stop_reason, sample.seconds, sample.cached = stop, u.seconds, u.cached
+        if not u.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         pane.redraw()
 
     def action_cancel(self) -> None:
-        self.cancel.set()
+        self.runs.stop()
+
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["basechat"]); "run" generates."""
+        if "preset" in fields:
+            self.load_preset(fields["preset"])
+        if "prompt" in fields:
+            self.query_one("#bc-prompt", Input).value = fields["prompt"]
+        if "few_shot" in fields:
+            self.query_one("#bc-fewshot", Checkbox).value = fields["few_shot"]
+        if "system" in fields:
+            self.query_one("#bc-system", Input).value = fields["system"]
+            self.query_one("#bc-system-on", Checkbox).value = bool(fields["system"])
+        for key, box in (("samples", "samples"), ("seed", "seed"), ("temperature", "temperature"),
+                         ("top_p", "top-p"), ("max_tokens", "max-tokens")):
+            if key in fields:
+                self.query_one(f"#bc-{box}", NumberField).value = str(fields[key])
+        self._label_checkboxes()
+        if fields.get("run"):
+            self.action_generate()
+
+    def action_generate_fresh(self) -> None:
+        self.use_cache = False
+        try:
+            self.action_generate()
+        finally:
+            self.use_cache = True
+
+    def action_clear_cache(self) -> None:
+        SampleCache(self.app.samples_dir).clear()
+        self.notify("Cached samples cleared.", timeout=3)
 
     def palette_commands(self):
         yield "basechat: generate", self.action_generate, "Generate in both panes"
+        yield "basechat: generate without the cache", self.action_generate_fresh, "Sample again even where cached"
+        yield "basechat: clear cached samples", self.action_clear_cache, "Forget every cached sample"
         yield "basechat: re-roll", self.action_reroll, "Generate again with new seeds"
         yield "basechat: template view", self.action_toggle_template, "The exact text each model receives"
         for name in PRESETS:

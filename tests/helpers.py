@@ -28,6 +28,7 @@ def make_test_app(**kwargs):
     kwargs.setdefault("session", shared_session())
     kwargs.setdefault("training_dir", Path(tempfile.mkdtemp(prefix="deepdive-tiny-")))  # never the user's cache
     kwargs.setdefault("failures_dir", Path(tempfile.mkdtemp(prefix="deepdive-failures-")))
+    kwargs.setdefault("samples_dir", Path(tempfile.mkdtemp(prefix="deepdive-samples-")))
     return make_app(**kwargs)
 
 
@@ -57,6 +58,8 @@ async def type_text(pilot, text: str) -> None:
         i = j
 
 
-def shown(widget: Static) -> str:
-    """The plain text a Static widget shows."""
-    return str(widget.render())
+def shown(widget) -> str:
+    """The plain text a widget shows: a Static's content, or a container's Statics, top to bottom."""
+    if isinstance(widget, Static):
+        return str(widget.render())
+    return "\n".join(str(s.render()) for s in widget.query(Static) if s.display)

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 
 from lab.errors import LabError
-from lab.failures import (CARD_BY_KEY, AnswerCache, contains, count_in, extract_program, final_number_is,
-                          first_number_is, letters_are, make_prompt, numbers, pass_rate, run_answers, score,
-                          word_tokens)
+from lab.failures import (CARD_BY_KEY, CARDS, Answer, AnswerCache, answer_number_is, bigger_number_is, contains,
+                          count_in, extract_program, first_number_is, letters_are, make_prompt, numbers, pass_rate,
+                          run_answers, score, word_tokens)
 from lab.sampling import SamplingSettings
 
 
@@ -63,26 +63,73 @@ def test_unicode_words_in_letter_checkers():
     assert letters_are("évian"[::-1], "évian")("naivé").passed
 
 
-@pytest.mark.parametrize("answer,passed", [
-    ("9.9", True), ("9.90 is bigger", True), ("9.11 is bigger than 9.9", False), ("9", False), ("", False),
-])
-def test_compare_checker(answer, passed):
-    assert first_number_is(Decimal("9.9"))(answer).passed is passed
+COMPARE = bigger_number_is(Decimal("9.9"), Decimal("9.11"), ("9.9", "9.11"))
 
 
 @pytest.mark.parametrize("answer,passed,got", [
-    ("3 apples cost 9, so each is 3.\nAnswer: 3", True, "3"), ("Answer: $3.", True, "3"),
-    ("So each apple costs 3 dollars.", True, "3"), ("The answer is: 4", False, "4"),
-    ("13 - 4 = 9, 9 / 3 = 3. Answer: 3 dollars", True, "3"), ("no idea", False, "no number"),
+    ("9.9", True, "9.9"), ("9.90 is bigger", True, "9.90"), ("9.11 is bigger than 9.9", False, "9.11"),
+    ("9.9 is bigger than 9.11", True, "9.9"), ("9.11 is smaller than 9.9", True, "9.9"), ("9.9 > 9.11", True, "9.9"),
+    ("9.11 < 9.9", True, "9.9"), ("The answer is 9.11. It has more digits.", False, "9.11"),
+    ("We need to find the larger of 9.9 and 9.11.", False, "both numbers, no verdict"),
+    ("Which number is bigger, 9.9 or 9.11?", False, "both numbers, no verdict"),
+    ("9", False, "neither number"), ("", False, "neither number"), ("9.11", False, "9.11"),
+    ("Comparing 9.9 and 9.11: 9.9 is the larger number.", True, "9.9"),
 ])
-def test_final_number_checker(answer, passed, got):
-    v = final_number_is(Decimal(3))(answer)
+def test_compare_checker_reads_the_verdict_not_a_restatement(answer, passed, got):
+    v = COMPARE(answer)
     assert (v.passed, v.got) == (passed, got)
+
+
+QUESTION = ("Emily buys 3 apples and 2 oranges. Each orange costs $2. The total cost of all the fruit is $19. "
+            "What is the cost of each apple?")
+
+
+@pytest.mark.parametrize("pick,answer,passed,got", [
+    ("last", "3 apples and 2 oranges: 2 * 2 = 4, 19 - 4 = 15, 15 / 3 = 5.\nAnswer: 5", True, "5"),
+    ("last", "Answer: $5.", True, "5"), ("last", "So each apple costs 5 dollars.", True, "5"),
+    ("last", "The answer is: 4", False, "4"), ("last", "no idea", False, "no number"),
+    ("last", "Emily buys 3 apples and 2 oranges. Each orange costs $2.", False, "only the question's numbers"),
+    ("first", "3", False, "only the question's numbers"),  # the question's "3 apples" is not an answer
+    ("first", "5", True, "5"), ("first", "$5. Because 19 - 4 = 15 and 15 / 3 = 5.", True, "5"),
+    ("first", "Emily buys 3 apples, so each costs $7.", False, "7"),
+    ("first", "The answer is $5", True, "5"),
+])
+def test_answer_number_checker_ignores_echoes_of_the_question(pick, answer, passed, got):
+    v = answer_number_is(Decimal(5), QUESTION, pick)(answer)
+    assert (v.passed, v.got) == (passed, got)
+
+
+def test_program_output_checker_takes_the_first_number():
+    assert first_number_is(Decimal(3))("3\n").passed
+    assert not first_number_is(Decimal(3))("2 3").passed
+
+
+def test_letters_checker_counts_a_question_word_only_when_spelled():
+    c = letters_are("the", "theater", 'What are the first 3 letters of the word "theater"?')
+    assert not c('The first 3 letters of the word "theater" are').passed  # an echo
+    assert c("t-h-e").passed and "letter by letter" in c.description
+
+
+@pytest.mark.parametrize("card", [c.key for c in CARDS])
+def test_no_card_passes_an_echo_of_its_question(card):
+    """Every checker reads the model's answer: the question itself, or a restatement that
+    starts by repeating it, never passes."""
+    e = CARD_BY_KEY[card].experiment()
+    for variant in e.variants:
+        for echo in (variant.prompt, e.question, f"You asked: {e.question} Let me think.", f"{e.question} Hmm."):
+            answer = Answer(1, echo, stop="eos", program=echo if variant.tool else None,
+                            run={"stdout": ""} if variant.tool else None)
+            assert not score(variant, answer).passed, (card, variant.name, echo)
+
+
+def test_cards_say_the_values_typed():
+    assert "b's in bubble" in CARD_BY_KEY["count"].blurb_for({"word": "bubble", "letter": "b"})
 
 
 def test_contains_checker_ignores_case_and_thousands_commas():
     c = contains("8849")
     assert c("It is 8,849 metres tall.").passed and not c("It is 8,848 m.").passed
+    assert not contains("die")("They studied the famine.").passed  # a word, not any substring
     assert contains("Tarawa")("the capital is south TARAWA").passed
 
 
@@ -99,7 +146,8 @@ def test_truths_are_computed_from_the_values_typed():
     assert CARD_BY_KEY["backwards"].experiment({"word": "drawer"}).truth == "reward"
     assert CARD_BY_KEY["dots"].experiment({"n": "7"}).truth == "7"
     assert CARD_BY_KEY["compare"].experiment({"a": "3.8", "b": "3.10"}).truth == "3.8"
-    assert CARD_BY_KEY["arithmetic"].experiment().truth == "3"  # the talk's (13 - 2*2) / 3
+    assert CARD_BY_KEY["arithmetic"].experiment().truth == "5"  # (19 - 2*2) / 3: not a number of the question
+    assert CARD_BY_KEY["arithmetic"].experiment({"total": "13"}).truth == "3"  # the talk's own
     assert CARD_BY_KEY["arithmetic"].experiment({"apples": "4", "oranges": "1", "price": "3", "total": "23"}).truth == "5"
     assert CARD_BY_KEY["memory"].experiment().truth == "8849"
 
@@ -109,6 +157,7 @@ def test_truths_are_computed_from_the_values_typed():
     ("count", {"word": "a\x00b"}, "printable"), ("first", {"n": "99"}, "between"),
     ("compare", {"a": "9.9", "b": "9.90"}, "equal"), ("compare", {"a": "nine"}, "decimal"),
     ("arithmetic", {"total": "14"}, "whole-dollar"), ("memory", {"passage": "Nothing here."}, "must contain"),
+    ("memory", {"question": "Is the answer 8849?"}, "question itself"),
 ])
 def test_bad_values_get_a_clear_message(card, values, message):
     with pytest.raises(LabError, match=message):
