@@ -387,6 +387,18 @@ class TokensScreen(Screen):
 
         self.show_view("tab-replay", then=load)
 
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["tokens"]): preset, text, encoding, view."""
+        if "preset" in fields:
+            self.load_preset(fields["preset"])
+        if "text" in fields:
+            self.query_one("#tokens-input", ExactTextArea).load_text(fields["text"])
+            self.retokenize()
+        if "encoding" in fields:
+            self.current = fields["encoding"]
+        if "view" in fields:
+            self.show_view(f"tab-{fields['view']}")
+
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
         yield "tokens: next encoding", self.action_next_encoding, "Cycle cl100k, o200k, GPT-2, chat and base"

