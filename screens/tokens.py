@@ -29,13 +29,9 @@ from lab.errors import LabError
 from lab.paths import assets_dir
 from lab.tokentext import stats
 from screens.widgets import ModelStatus
-from screens.widgets.chat_template_pane import ChatTemplatePane
-from screens.widgets.compare_pane import ComparePane
 from screens.widgets.exact_text_area import ExactTextArea
 from screens.widgets.key_bar import KeyBar
-from screens.widgets.replay_view import ReplayView
 from screens.widgets.tokens_pane import TokensPane
-from screens.widgets.train_pane import TrainPane
 from screens.widgets.view_bar import ViewBar
 
 TIKTOKEN_NAMES = ("cl100k_base", "o200k_base", "r50k_base")
@@ -74,8 +70,6 @@ class TokensScreen(Screen):
     """See text become bytes and tokens, in several encodings, live."""
 
     area_title = "Tokens"
-    # Below 120 columns the stats line wraps onto a second line (see lab.tcss).
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
         Binding("ctrl+n", "next_encoding", "Encoding", id="tokens.encoding", tooltip="Show the next encoding"),
@@ -134,7 +128,13 @@ class TokensScreen(Screen):
         yield KeyBar()
 
     def _make_view(self, view: str):
-        """A view other than Tokens, built the first time it is shown."""
+        """A view other than Tokens, built the first time it is shown (imported then too: the
+        first frame does not wait for Input, RichLog and the rest)."""
+        from screens.widgets.chat_template_pane import ChatTemplatePane
+        from screens.widgets.compare_pane import ComparePane
+        from screens.widgets.replay_view import ReplayView
+        from screens.widgets.train_pane import TrainPane
+
         if view == "tab-compare":
             return ComparePane(SHORT_NAMES, self.compare_keys, id=view)
         if view == "tab-replay":
@@ -192,7 +192,7 @@ class TokensScreen(Screen):
                 slot.error = f"the {role} model failed to load: {err.message}" if err else ""
         if self.is_mounted:
             self.retokenize()
-            for pane in self.query(ChatTemplatePane):
+            for pane in self.query("#tab-chat"):
                 pane.refresh_chat()
 
     def action_next_encoding(self) -> None:
@@ -278,7 +278,7 @@ class TokensScreen(Screen):
             else:
                 pane.show(text, ids, slot.encoding, self._cursor_char(), show_ids=self.show_ids,
                           show_ws=self.show_ws, show_bytes=self.show_bytes, special_ids=slot.special_ids)
-        elif view == "tab-compare" and (panes := self.query(ComparePane)):
+        elif view == "tab-compare" and (panes := self.query("#tab-compare")):
             rows = []
             for key in self.compare_keys:
                 s = self.slots[key]
@@ -294,13 +294,18 @@ class TokensScreen(Screen):
             return
         st = stats(text, ids)
         bad = f" · {st.unencodable:,} not UTF-8 (as U+FFFD)" if st.unencodable else ""
-        line.update(Text.assemble(
+        content = Text.assemble(
             (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ", (f"{st.tokens:,} tokens", "bold"),
             f" · {st.chars:,} chars · {st.bytes:,} bytes · {st.chars_per_token:.2f} chars/token · "
-            f"{st.bytes_per_token:.2f} bytes/token", (bad, "bold")), layout=False)
+            f"{st.bytes_per_token:.2f} bytes/token", (bad, "bold"))
+        width = line.size.width - 2
+        height = 1 if width <= 0 or content.cell_len <= width else 2  # a narrow terminal: wrap, lose nothing
+        if line.styles.height is None or line.styles.height.value != height:
+            line.styles.height = height
+        line.update(content, layout=False)
 
-    @on(ComparePane.Chosen)
-    def _compare_chosen(self, event: ComparePane.Chosen) -> None:
+    def on_compare_pane_chosen(self, event) -> None:
+        """The ticked encodings changed (ComparePane.Chosen: its module loads with the view)."""
         self.compare_keys = list(event.keys)
         self.retokenize()
 
@@ -381,7 +386,7 @@ class TokensScreen(Screen):
         source = self.selection_or_word()[:200]
 
         def load() -> None:
-            view = self.query_one("#replay-view", ReplayView)
+            view = self.query_one("#replay-view")
             view.load(source, slot.encoding)
             view.focus()
 
