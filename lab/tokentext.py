@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 SURROGATE = re.compile("[\ud800-\udfff]")
 # What str.splitlines (and so Textual's TextArea) breaks lines at.
@@ -87,8 +88,11 @@ def hex_bytes(piece: bytes) -> str:
     return "⟨" + " ".join(f"{b:02x}" for b in piece) + "⟩"
 
 
+@lru_cache(maxsize=1 << 16)
 def label(piece: bytes, show_whitespace: bool = False) -> str:
-    """A token drawn legibly: text when its bytes are whole UTF-8, else its bytes in hex."""
+    """A token drawn legibly: text when its bytes are whole UTF-8, else its bytes in hex.
+
+    Cached: a redraw per keystroke asks for the same few hundred pieces again."""
     if is_complete_utf8(piece):
         return visible(piece.decode("utf-8"), show_whitespace)
     # Keep the decodable part as text and show only the broken bytes in hex.
