@@ -142,7 +142,8 @@ def read_tokenizer(path: str | os.PathLike) -> dict:
         if mm[:4] != GGUF_MAGIC:
             raise ValueError("bad magic")
         c.pos = 8
-        _n_tensors, n_kv = c.unpack("<Q"), c.unpack("<Q")
+        c.unpack("<Q")  # the tensor count
+        n_kv = c.unpack("<Q")
         meta: dict = {}
         for _ in range(n_kv):
             key = c.string().decode("utf-8", "replace")

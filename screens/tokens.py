@@ -151,7 +151,7 @@ class TokensScreen(Screen):
         self.retokenize()
 
     # ---- encodings ------------------------------------------------------------------
-    @work(thread=True, group="encodings", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="encodings", exit_on_error=False)
     def load_tiktoken_encodings(self) -> None:
         from lab.tokenizers import tiktoken_encoding
 

@@ -416,7 +416,7 @@ async def test_a_talk_step_sets_text_encoding_and_view():
 
 @pytest.mark.parametrize("view", ["tab-compare", "tab-train", "tab-chat"])
 async def test_no_control_lost_at_80_by_24(view):
-    from textual.widgets import Button, Checkbox, Input
+    from textual.widgets import Button, Checkbox
 
     app = make_test_app()
     async with app.run_test(size=(80, 24)) as pilot:
