@@ -84,6 +84,19 @@ def model_identity(backend) -> str:
     return f"{i.name}|{i.source}|{i.quantisation}|{i.backend}"
 
 
+def events_to_json(events: Sequence[TokenEvent]) -> list[dict]:
+    """Token events as plain JSON values (pieces as hex), for caches and saved states."""
+    return [{"i": e.index, "id": e.id, "piece": e.piece.hex(), "p": e.prob, "raw": e.raw_prob, "text": e.text,
+             "top": [[t.id, t.piece.hex(), t.prob, t.logprob] for t in e.top]} for e in events]
+
+
+def events_from_json(rows: list[dict]) -> tuple[TokenEvent, ...]:
+    """The inverse of `events_to_json`; raises KeyError/ValueError/TypeError on damaged rows."""
+    return tuple(TokenEvent(int(e["i"]), int(e["id"]), bytes.fromhex(e["piece"]), float(e["p"]), float(e["raw"]),
+                            tuple(TokenProb(int(t[0]), bytes.fromhex(t[1]), float(t[2]), float(t[3]))
+                                  for t in e["top"]), str(e["text"])) for e in rows)
+
+
 class SampleCache:
     """Finished samples on disk, one JSON file per (model, prompt ids, settings, seed), so a
     rehearsed talk replays at once and offline. A damaged file is a miss (sampled again)."""
@@ -104,17 +117,12 @@ class SampleCache:
     def get(self, key: str) -> tuple[tuple[TokenEvent, ...], str, float] | None:
         try:
             data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            events = tuple(TokenEvent(e["i"], e["id"], bytes.fromhex(e["piece"]), e["p"], e["raw"],
-                                      tuple(TokenProb(t[0], bytes.fromhex(t[1]), t[2], t[3]) for t in e["top"]),
-                                      e["text"]) for e in data["events"])
-            return events, str(data["stop"]), float(data["seconds"])
+            return events_from_json(data["events"]), str(data["stop"]), float(data["seconds"])
         except (OSError, ValueError, TypeError, KeyError, IndexError):
             return None
 
     def put(self, key: str, events: Sequence[TokenEvent], stop: str, seconds: float) -> None:
-        data = {"stop": stop, "seconds": seconds, "events": [
-            {"i": e.index, "id": e.id, "piece": e.piece.hex(), "p": e.prob, "raw": e.raw_prob, "text": e.text,
-             "top": [[t.id, t.piece.hex(), t.prob, t.logprob] for t in e.top]} for e in events]}
+        data = {"stop": stop, "seconds": seconds, "events": events_to_json(events)}
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ class LabApp(App):
 
     def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None,
                  training_dir: Path | None = None, failures_dir: Path | None = None, talk=None,
-                 samples_dir: Path | None = None) -> None:
+                 samples_dir: Path | None = None, open_state: str | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
         from screens.training_run import TrainingRun
@@ -96,6 +96,7 @@ class LabApp(App):
         self.load_started: dict[str, float] = {}  # role -> when its load began (monotonic)
         self.talk = None  # a screens.talk.TalkMode while a talk track is open
         self._talk_at_start = talk  # a lab.talk.Track to open once the first frame is on screen
+        self._open_at_start = open_state  # a saved state file to reopen then
 
     # ---- talk mode ------------------------------------------------------------------------
     def check_action(self, action: str, parameters) -> bool | None:
@@ -187,14 +188,19 @@ class LabApp(App):
         self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
         if self.load_models:
             self.action_reload_models()
+        elif not any(self.session.loaded(role) for role in MODEL_ROLES):
+            self.session.loading = False
         for callback in self._after_first_frame:
             callback()
         self._after_first_frame.clear()
         if self._talk_at_start is not None:
             self.start_talk(self._talk_at_start)
+        if self._open_at_start is not None:
+            self.run_worker(self.open_state(self._open_at_start), group="state")
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
+        self.session.loading = True
         for role in MODEL_ROLES:
             self.load_role(role)
 
@@ -246,6 +252,96 @@ class LabApp(App):
             if command.title != "Screenshot":
                 yield command
 
+    # ---- saving, opening, exporting, resetting ------------------------------------------------
+    def _mode_screens(self) -> dict[str, Screen]:
+        """The screens of the areas shown so far (an area never shown has nothing to save)."""
+        out = {}
+        for mode in AREAS:
+            stack = getattr(self, "_screen_stacks", {}).get(mode) or []  # Textual keeps one stack a mode
+            if stack:
+                out[mode] = stack[0]
+        return out
+
+    def action_save_state(self, path: str | None = None) -> Path | None:
+        """Save every screen's state to `path` (default: a new file in the lab's saved/ folder)."""
+        import time
+
+        from lab.paths import cache_dir
+        from lab.state import write_state
+
+        target = Path(path) if path else cache_dir() / "saved" / time.strftime("lab-%Y%m%d-%H%M%S.json")
+        screens = {mode: screen.state() for mode, screen in self._mode_screens().items() if hasattr(screen, "state")}
+        try:
+            saved = write_state(target, self.current_mode, screens)
+        except LabError as exc:
+            self.notify(str(exc), title="Save", severity="error", timeout=10)
+            return None
+        self.notify(f"Saved {saved}\nReopen with: deepdive-lab --open {saved}", title="Lab state saved", timeout=8)
+        return saved
+
+    async def open_state(self, path: str) -> bool:
+        """Reopen a saved state: checked whole first, so a bad file loads nothing."""
+        from lab.state import read_state
+
+        try:
+            state = read_state(Path(path))
+            for mode, data in state["screens"].items():
+                module, name = SCREENS[mode]
+                import importlib
+
+                screen_class = getattr(importlib.import_module(module), name)
+                check = getattr(screen_class, "check_state", None)
+                if check is not None:
+                    try:
+                        check(data)
+                    except (KeyError, ValueError, TypeError, IndexError) as exc:
+                        raise LabError(f"{path} is damaged (the {AREAS[mode][0]} screen's part: {exc!r}): "
+                                       "nothing was loaded.") from None
+        except LabError as exc:
+            self.notify(str(exc), title="Open", severity="error", timeout=12)
+            return False
+        for mode, data in state["screens"].items():
+            await self.switch_mode(mode)
+            restore = getattr(self.screen, "restore_state", None)
+            if restore is not None:
+                restore(data)
+        await self.switch_mode(state["mode"])
+        self.notify(f"Opened {path}", title="Lab state", timeout=4)
+        return True
+
+    def export_screen(self, kind: str) -> Path | None:
+        """Write the current screen's results (`screen.export(kind)`) to the exports folder."""
+        import time
+
+        from lab.paths import cache_dir
+
+        export = getattr(self.screen, "export", None)
+        if export is None:
+            self.notify("This screen has nothing to export.", timeout=4)
+            return None
+        folder = (self.screenshot_dir.parent / "exports") if self.screenshot_dir else cache_dir() / "exports"
+        path = folder / time.strftime(f"{self.current_mode}-%Y%m%d-%H%M%S.{kind}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(export(kind), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Could not export: {exc}", severity="error", timeout=8)
+            return None
+        self.notify(f"Exported {path}", title="Export", timeout=6)
+        return path
+
+    async def action_reset_screen(self) -> None:
+        """Put the current area back to its defaults (a new screen; runs of the old one stop)."""
+        mode = self.current_mode
+        other = next(m for m in AREAS if m != mode)
+        await self.switch_mode(other)
+        await self.remove_mode(mode)
+        self.add_mode(mode, _mode_screen(mode))
+        await self.switch_mode(mode)
+        if self.talk is not None:
+            self.talk.refresh_caption()
+        self.notify(f"{AREAS[mode][0]}: back to its defaults.", timeout=3)
+
     # ---- screenshots ------------------------------------------------------------------
     def action_save_screenshot(self) -> None:
         from lab.paths import screenshots_dir
@@ -269,7 +365,7 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
              screenshot_dir: Path | None = None, training_dir: Path | None = None,
              failures_dir: Path | None = None, talk=None, samples_dir: Path | None = None,
-             theme: str | None = None, keys: dict[str, str] | None = None) -> LabApp:
+             theme: str | None = None, keys: dict[str, str] | None = None, open_state: str | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -279,7 +375,7 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
             settings.chat_model = chat_model
         session = Session(settings)
     app = LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
-                 failures_dir=failures_dir, talk=talk, samples_dir=samples_dir)
+                 failures_dir=failures_dir, talk=talk, samples_dir=samples_dir, open_state=open_state)
     if theme:
         if theme not in app.available_themes:
             raise LabError(f"unknown theme {theme!r}; use one of {', '.join(sorted(app.available_themes))}.")

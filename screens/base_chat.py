@@ -19,9 +19,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Label
 
-from lab.prompts import PRESETS, Request, base_request, chat_request
+from lab.prompts import PRESETS, Request, base_request, chat_request, original_after
 from lab.errors import LabError
-from lab.runs import RunHandle, SampleCache, SampleUpdate, stream_seeds
+from lab.runs import RunHandle, SampleCache, SampleUpdate, events_from_json, events_to_json, stream_seeds
 from lab.sampling import SamplingSettings
 from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
@@ -232,6 +232,8 @@ class BaseChatScreen(Screen):
             self.asked[role] = req
             seeds = [settings.seed + i for i in range(n)]
             pane.start(seeds)
+            pane.original = (original_after(self.query_one("#bc-prompt", Input).value)
+                             if role == "base" and not self.query_one("#bc-fewshot", Checkbox).value else None)
             cache = SampleCache(self.app.samples_dir) if self.use_cache else None
             self.run_worker(lambda r=role, b=backend, q=req, s=seeds: stream_seeds(
                 b, q.ids, settings, s, max_tokens, run.cancel,
@@ -287,7 +289,64 @@ class BaseChatScreen(Screen):
         SampleCache(self.app.samples_dir).clear()
         self.notify("Cached samples cleared.", timeout=3)
 
+    # ---- saving, opening, exporting ------------------------------------------------------
+    def state(self) -> dict:
+        """The screen as a saved state: its settings (as a talk step's fields) and the samples shown."""
+        fields = {"prompt": self.query_one("#bc-prompt", Input).value,
+                  "few_shot": self.query_one("#bc-fewshot", Checkbox).value,
+                  "system": self.system_prompt() or "",
+                  **{key: self.number(box) for key, box in (("samples", "samples"), ("seed", "seed"),
+                                                            ("temperature", "temperature"), ("top_p", "top-p"),
+                                                            ("max_tokens", "max-tokens"))}}
+        panes = {role: [{"seed": x.seed, "stop": x.stop_reason, "seconds": x.seconds,
+                         "events": events_to_json(x.events)} for x in self.pane(role).samples] for role in PANES}
+        return {"fields": fields, "panes": panes}
+
+    def restore_state(self, state: dict) -> None:
+        """Show a saved state (checked by the caller's `check_state` first)."""
+        self.runs.stop()
+        self.apply_step(dict(state["fields"], run=False))
+        for role, rows in state.get("panes", {}).items():
+            pane = self.pane(role)
+            pane.start([row["seed"] for row in rows])
+            for sample, row in zip(pane.samples, rows):
+                sample.events = list(events_from_json(row["events"]))
+                sample.stop_reason, sample.seconds = row["stop"], row["seconds"]
+            pane.redraw()
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        """Raise ValueError/KeyError/TypeError when a saved Base vs chat state is damaged."""
+        if not isinstance(state["fields"], dict):
+            raise TypeError("fields")
+        for role, rows in state.get("panes", {}).items():
+            if role not in PANES:
+                raise ValueError(role)
+            for row in rows:
+                int(row["seed"]), str(row["stop"]), float(row["seconds"]), events_from_json(row["events"])
+
+    def export(self, kind: str) -> str:
+        """The samples shown, as Markdown or JSON text."""
+        prompt = self.query_one("#bc-prompt", Input).value
+        rows = {role: [{"seed": x.seed, "text": x.text, "tokens": len(x.events), "stop": x.stop_reason}
+                       for x in self.pane(role).samples] for role in PANES}
+        models = {role: self.app.session.model_name(role) for role in PANES}
+        if kind == "json":
+            import json
+
+            return json.dumps({"prompt": prompt, "models": models, "settings": self.state()["fields"],
+                               "samples": rows}, ensure_ascii=False, indent=1)
+        lines = [f"# Base vs chat: {prompt}", ""]
+        for role in PANES:
+            lines += [f"## {role}: {models[role]}", ""]
+            for row in rows[role]:
+                lines += [f"**seed {row['seed']}** ({row['tokens']} tokens, {row['stop']})", "",
+                          "> " + row["text"].replace("\n", "\n> "), ""]
+        return "\n".join(lines)
+
     def palette_commands(self):
+        yield "basechat: export samples as Markdown", lambda: self.app.export_screen("md"), "Save the samples shown"
+        yield "basechat: export samples as JSON", lambda: self.app.export_screen("json"), "Save the samples shown"
         yield "basechat: generate", self.action_generate, "Generate in both panes"
         yield "basechat: generate without the cache", self.action_generate_fresh, "Sample again even where cached"
         yield "basechat: clear cached samples", self.action_clear_cache, "Forget every cached sample"

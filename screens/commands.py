@@ -48,6 +48,8 @@ class LabCommands(_Commands):
         for mode, (title, _, _) in AREAS.items():
             yield f"mode: {title.lower()}", (lambda m=mode: app.switch_mode(m)), f"Switch to the {title} screen"
         yield "app: save screenshot", app.action_save_screenshot, "Save an SVG of the current screen (Ctrl+S)"
+        yield "app: save the lab's state", app.action_save_state, "Every screen's text, settings and results, to a file"
+        yield "app: reset this screen", app.action_reset_screen, "Back to its defaults"
         yield "models: reload", app.action_reload_models, "Load the base and chat models again"
         for role in ("base", "chat"):
             yield (f"models: pick the {role} model", (lambda r=role: app.action_pick_model(r)),
