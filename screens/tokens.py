@@ -189,7 +189,8 @@ class TokensScreen(Screen):
             elif backend is None:
                 slot.encoding = None
                 slot.label = f"{session.model_name(role)} ({role})"
-                slot.error = f"the {role} model failed to load: {err.message}" if err else ""
+                # Failed, or not loaded at all (started without models): say why; loading: "".
+                slot.error = session.role_status(role) if err or not session.loading else ""
         if self.is_mounted:
             self.retokenize()
             for pane in self.query("#tab-chat"):

@@ -53,8 +53,8 @@ class ChatTemplatePane(VerticalScroll):
         backend = session.loaded("chat")
         view = self.query_one("#chat-view", TokenView)
         if backend is None:
-            err = session.error("chat")
-            view.update(f"The chat model failed to load: {err.message}" if err else "The chat model is loading…")
+            status = session.role_status("chat")
+            view.update(status[:1].upper() + status[1:])
             return
         msgs = []
         for role in ROLES:
