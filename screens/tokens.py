@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 from lab.errors import LabError
 from lab.paths import assets_dir
 from lab.tokentext import stats
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.exact_text_area import ExactTextArea
 from screens.widgets.key_bar import KeyBar
@@ -70,6 +71,7 @@ class TokensScreen(Screen):
     """See text become bytes and tokens, in several encodings, live."""
 
     area_title = "Tokens"
+    COMMANDS = {ScreenCommands}
 
     BINDINGS = [
         Binding("ctrl+n", "next_encoding", "Encoding", id="tokens.encoding", tooltip="Show the next encoding"),
@@ -405,8 +407,36 @@ class TokensScreen(Screen):
         if "view" in fields:
             self.show_view(f"tab-{fields['view']}")
 
+    def action_clear_text(self) -> None:
+        self.query_one("#tokens-input", ExactTextArea).load_text("")
+        self.retokenize()
+
+    # ---- saving and opening ------------------------------------------------------------
+    def state(self) -> dict:
+        """The exact text, the encoding, the view and the toggles."""
+        return {"fields": {"text": self.text, "encoding": self.current,
+                           "view": self.active_view.removeprefix("tab-")},
+                "toggles": {"show_ids": self.show_ids, "show_ws": self.show_ws, "show_bytes": self.show_bytes}}
+
+    def restore_state(self, state: dict) -> None:
+        self.apply_step(state["fields"])
+        for name, value in state.get("toggles", {}).items():
+            setattr(self, name, bool(value))
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        fields = state["fields"]
+        if not isinstance(fields["text"], str) or fields.get("encoding", "cl100k_base") not in (
+                "cl100k_base", "o200k_base", "r50k_base", "chat", "base"):
+            raise ValueError("text or encoding")
+        if fields.get("view", "tokens") not in ("tokens", "compare", "replay", "train", "chat"):
+            raise ValueError("view")
+        if not set(state.get("toggles", {})) <= {"show_ids", "show_ws", "show_bytes"}:
+            raise ValueError("toggles")
+
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
+        yield "tokens: clear the text", self.action_clear_text, "Empty the text box"
         yield "tokens: next encoding", self.action_next_encoding, "Cycle cl100k, o200k, GPT-2, chat and base"
         yield "tokens: toggle ids", lambda: self.action_toggle("show_ids"), "Show token ids after the spans"
         yield "tokens: toggle whitespace", lambda: self.action_toggle("show_ws"), "Make whitespace visible"
