@@ -188,6 +188,8 @@ class LabApp(App):
         self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
         if self.load_models:
             self.action_reload_models()
+        elif not any(self.session.loaded(role) for role in MODEL_ROLES):
+            self.session.loading = False
         for callback in self._after_first_frame:
             callback()
         self._after_first_frame.clear()
@@ -198,6 +200,7 @@ class LabApp(App):
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
+        self.session.loading = True
         for role in MODEL_ROLES:
             self.load_role(role)
 

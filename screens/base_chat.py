@@ -27,7 +27,7 @@ from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.number_field import NumberField
-from screens.widgets.pane_view import PaneView, PlainPrompt, Sample
+from screens.widgets.pane_view import PaneView, PlainPrompt
 
 PANES = ("base", "chat")  # left to right
 KINDS = {"base": "base model: continues the text", "chat": "chat model: answers as an assistant"}

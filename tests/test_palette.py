@@ -57,3 +57,15 @@ async def test_screenshot_is_offered_once(size):
         await settle(app, pilot)
         hits = await palette_hits(pilot, app, "screenshot")
         assert [h for h in hits if "creenshot" in h] == ["app: save screenshot"]
+
+
+async def test_tokens_commands_run_from_the_palette():
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await run_command(pilot, app, "tokens: preset emoji")
+        await settle(app, pilot)
+        assert "👍🏽" in app.screen.text
+        await run_command(pilot, app, "tokens: clear the text")
+        await settle(app, pilot)
+        assert app.screen.text == ""
