@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
 from lab.training_run import RunView, TrainingRun
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.loss_plot import LossPlot
@@ -61,6 +62,7 @@ def readout(view: RunView) -> str:
 
 class TrainingScreen(Screen):
     area_title = "Training"
+    COMMANDS = {ScreenCommands}
 
     BINDINGS = [
         Binding("s", "start", "Start", id="training.start", tooltip="Start a run with the current preset"),
@@ -217,6 +219,16 @@ class TrainingScreen(Screen):
 
     def state(self) -> dict:
         return {"fields": {"preset": self.run.snapshot().preset}}
+
+    def palette_commands(self):
+        from lab.training_run import PRESET_ORDER
+
+        yield "training: start", self.action_start, "Start a run with the current preset"
+        yield "training: pause or resume", self.action_pause, "Pause or resume the run"
+        yield "training: stop", self.action_stop, "Stop the run (writes a checkpoint)"
+        yield "training: log scale", self.action_log_scale, "Log scale for the loss plot"
+        for name in PRESET_ORDER:
+            yield f"training: preset {name}", (lambda n=name: self.apply_step({"preset": n})), preset_summary(name)
 
     def restore_state(self, state: dict) -> None:
         if not self.run.active:
