@@ -440,7 +440,8 @@ def keep_previous(path: Path) -> Path | None:
 
     A hard link (or a copy where links are not possible), so `path` itself stays in place
     until the new checkpoint atomically replaces it. Returns the kept file, or None.
-    `ckpt.pt` written 2026-11-27 23:40:05 -> `ckpt-20261127-234005.pt` (then `-2`, `-3` if taken)."""
+    `ckpt.pt` written 2026-11-27 23:40:05 -> `ckpt-20261127-234005.pt` (then `-2`, `-3` if taken).
+    Only the newest `KEEP_PREVIOUS` kept files stay."""
     if not path.is_file():
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
@@ -453,7 +454,13 @@ def keep_previous(path: Path) -> Path | None:
         os.link(path, kept)
     except OSError:
         shutil.copy2(path, kept)
+    older = sorted(path.parent.glob(f"{path.stem}-*{path.suffix}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[KEEP_PREVIOUS:]:  # the newest few are kept; the oldest go
+        stale.unlink(missing_ok=True)
     return kept
+
+
+KEEP_PREVIOUS = 3  # earlier runs' checkpoints kept beside ckpt.pt (a gpu-gpt2 one is ~1 GB)
 
 
 # torch names a module it always refuses ("... whose module posix is blocked") apart from a

@@ -209,3 +209,19 @@ def test_the_training_run_reports_stopped_and_every_snapshot_is_consistent(tmp_p
     assert all(a == b == c and d == e for a, b, c, d, e in seen) and len(seen) > 10
     with pytest.raises(Exception, match="no run to stop"):
         tr.stop()
+
+
+def test_only_the_newest_kept_checkpoints_stay(tmp_path):
+    import os
+
+    from lab.train import KEEP_PREVIOUS, keep_previous
+
+    ckpt = tmp_path / "ckpt.pt"
+    kept = []
+    for i in range(KEEP_PREVIOUS + 2):
+        ckpt.write_bytes(f"run {i}".encode())
+        os.utime(ckpt, (1_000_000 + i * 60, 1_000_000 + i * 60))  # each run a minute later
+        kept.append(keep_previous(ckpt))
+        ckpt.unlink()
+    left = sorted(p.read_bytes() for p in tmp_path.glob("ckpt-*.pt"))
+    assert left == [f"run {i}".encode() for i in range(2, KEEP_PREVIOUS + 2)]
