@@ -363,3 +363,9 @@ async def test_keys_pressed_faster_than_the_model_all_count_in_order():
             assert ids[n] == top(ids[:n], 1)
         assert len(ex.history) == 5 and ex.position == 4  # the undone sample was replaced by the branch
         assert s.query_one("#next-seed", Input).value == "6"  # the sample did run (seed 5) before the undo
+
+
+@pytest.mark.parametrize("piece,drawn", [(b"\n\n", "↵↵"), (b"\r\n", "␍↵"), (b"\t x", "→·x"), (b"\xe6\x88", "⟨e6 88⟩"),
+                                         ("\u2028".encode(), "⟨LS⟩"), (b"a\x1bb", "a␛b")])
+def test_a_piece_is_drawn_on_one_line_with_visible_escapes(piece, drawn):
+    assert one_line(piece) == drawn
