@@ -80,6 +80,26 @@ class Explorer:
         self._logits_for(ids, ahead=False)
         return ids
 
+    def restore(self, steps: list[tuple[tuple[int, ...], str]], position: int) -> tuple[int, ...]:
+        """Put back a saved path: `steps` of (ids, how), each one token longer than the one
+        before; `position` the state shown. Raises LabError when the path does not fit the model."""
+        vocab = self.backend.info.vocab_size
+        if not steps or not 0 <= position < len(steps):
+            raise LabError("the saved path is empty or its position is outside it.")
+        path = [PathStep(tuple(int(i) for i in ids), str(how)) for ids, how in steps]
+        for before, after in zip(path, path[1:]):
+            if after.ids[:-1] != before.ids or len(after.ids) != len(before.ids) + 1:
+                raise LabError("the saved path is damaged: each step must add one token to the one before.")
+        if any(not 0 <= i < vocab for i in path[-1].ids):
+            raise LabError("the saved path holds token ids outside this model's vocabulary.")
+        with self._path_lock:
+            self.history, self.position = path, position
+        with self._lock:
+            self._ahead.clear()
+        ids = path[position].ids
+        self._logits_for(ids, ahead=False)
+        return ids
+
     def append(self, token_id: int, how: str) -> tuple[int, ...]:
         """Extend the current state by one token; states ahead of it (after an undo) are dropped."""
         if not 0 <= token_id < self.backend.info.vocab_size:

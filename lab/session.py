@@ -74,6 +74,9 @@ class Session:
                     self.settings.chat_model = name
                 else:
                     self.settings.base_model = name
+                # A lens of a model no role uses any more goes too.
+                self._lenses = {k: v for k, v in self._lenses.items()
+                                if k in (self.settings.base_model, self.settings.chat_model)}
         # The old backend is not closed here: a stream may still hold it. It is freed when the
         # last reference goes (llama.cpp and torch free their memory then).
         del old

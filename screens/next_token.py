@@ -97,6 +97,7 @@ class NextTokenScreen(Screen):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.explorer = None
+        self._saved_path = None  # a saved path to put back once the model's explorer exists
         self.cancel = threading.Event()
         self._entropy_for: tuple[int, ...] | None = None
         self._entropy_value = 0.0
@@ -159,7 +160,10 @@ class NextTokenScreen(Screen):
 
             self.explorer = Explorer(backend)
             self._pending.clear()
-            self.run_prompt()
+            if self._saved_path is not None:
+                self._restore_path()
+            else:
+                self.run_prompt()
 
     def action_switch_model(self) -> None:
         """Chat <-> base; the prompt text stays."""
@@ -387,6 +391,8 @@ class NextTokenScreen(Screen):
         """Take a talk step's state (see lab.talk.FIELDS["next"]): prompt, role, sampling boxes, view."""
         if "prompt" in fields:  # first, so a model switch below reads the new prompt
             self.query_one("#next-prompt", TextArea).load_text(fields["prompt"])
+            if "role" not in fields or fields["role"] == self.role:
+                self.run_prompt()  # now, so keys pressed next wait for this prompt's state
         for key, box in (("temperature", "temperature"), ("top_k", "top-k"), ("top_p", "top-p"), ("seed", "seed")):
             if key in fields:
                 self.query_one(f"#next-{box}", NumberField).value = str(fields[key])
@@ -394,6 +400,47 @@ class NextTokenScreen(Screen):
             self.role = fields["role"]
         if "view" in fields:
             self.view = fields["view"]
+        self.query_one("#bars").focus()  # the single keys (1-9, s, u, r, a) answer there
+
+    # ---- saving and opening ---------------------------------------------------------------
+    def state(self) -> dict:
+        """The prompt, model role, boxes, view, and the path (every state, and the one shown)."""
+        fields = {"prompt": self.query_one("#next-prompt", TextArea).text, "role": self.role, "view": self.view,
+                  **{key: self.number(box) for key, box in (("temperature", "temperature"), ("top_k", "top-k"),
+                                                            ("top_p", "top-p"), ("seed", "seed"))}}
+        path, position = [], 0
+        if self.explorer is not None:
+            with self.explorer._path_lock:
+                path = [[list(step.ids), step.how] for step in self.explorer.history]
+                position = self.explorer.position
+        return {"fields": fields, "path": path, "position": position}
+
+    def restore_state(self, state: dict) -> None:
+        fields = dict(state["fields"])
+        role = fields.pop("role", self.role)
+        if state.get("path"):
+            self._saved_path = ([(tuple(ids), how) for ids, how in state["path"]], int(state.get("position", 0)))
+        self.apply_step(fields)
+        if role != self.role:
+            self.role = role  # the new model's explorer restores the path when it is ready
+        elif self.explorer is not None and self._saved_path is not None:
+            self._restore_path()
+
+    def _restore_path(self) -> None:
+        steps, position = self._saved_path
+        self._saved_path = None
+        self._prompt_for = (self.explorer, self.query_one("#next-prompt", TextArea).text)
+        self._run(lambda ex: ex.restore(steps, position), "restoring the saved path…")
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        fields = state["fields"]
+        if not isinstance(fields["prompt"], str) or fields.get("role", "chat") not in ("chat", "base"):
+            raise ValueError("prompt or role")
+        if fields.get("view", "bars") not in ("bars", "surprisal", "lens"):
+            raise ValueError("view")
+        for ids, how in state.get("path", []):
+            [int(i) for i in ids], str(how)
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
