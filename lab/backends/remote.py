@@ -268,6 +268,8 @@ class RemoteBackend(Backend):
     def token_bytes(self, token_id: int) -> bytes:
         if token_id == UNKNOWN_ID:
             raise LabError("this token came from the server as text only; its id is not known.")
+        if token_id >= 0:
+            self._see([token_id])  # ids the caller got elsewhere extend an unknown vocabulary's estimate
         return super().token_bytes(token_id)
 
     @property
@@ -354,6 +356,17 @@ class RemoteBackend(Backend):
         if messages is None:
             messages = [ChatMessage("user", self._text_for(ids))]
         return [{"role": m.role, "content": m.content} for m in messages]
+
+    def neutral_defaults(self) -> dict:
+        """Sampling defaults a server would add on its own, switched off so its samples follow the
+        lab's settings: llama-cpp-python's server applies repeat_penalty 1.1, min_p 0.05, top_k 40."""
+        try:
+            tok = self.tokenizer()
+        except LabError:
+            return {}
+        if isinstance(tok, _ServerTokenizer) and tok.dialect == "extras":
+            return {"repeat_penalty": 1.0, "min_p": 0.0, "top_k": 0}
+        return {}
 
     def build_request(self, ids: Sequence[int], max_tokens: int, top_n: int, **sampling) -> tuple[str, dict]:
         """(path, JSON body) of a completions or chat request for the tokens after `ids`."""
@@ -551,8 +564,10 @@ class RemoteGeneration(Generation):
 
     def _run(self):
         b, s = self.backend, self.settings
-        sampling = {"temperature": s.temperature, "top_p": s.top_p if s.top_p < 1.0 else None,
-                    "top_k": s.top_k or None, "seed": s.seed, "stream": True}
+        sampling = {**b.neutral_defaults(), "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
+                    "stream": True}
+        if s.top_k:
+            sampling["top_k"] = s.top_k
         path, body = b.build_request(self.prompt, self.max_tokens, self.top_n, **sampling)
         cancel = self.cancel or threading.Event()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
