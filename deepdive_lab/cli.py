@@ -4,7 +4,9 @@
     deepdive-lab doctor               versions, devices and every model found
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
-Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend.
+Flags: --model / --base-model / --chat-model NAME|PATH|REMOTE, --device auto|cpu|cuda|mps, --backend.
+A REMOTE is `openai+http://host:8000/v1#model` (completions), `openai-chat+...` (chat) or a
+remote's name (`deepdive-lab models` lists them).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepdive-lab", description="A terminal lab for seeing how language models work.")
-    p.add_argument("--base-model", default=BASE_DEFAULT, help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
+    p.add_argument("--base-model", default=BASE_DEFAULT, help=f"base (pretrained) model: name, .gguf path, HF folder, hub id or remote (default {BASE_DEFAULT})")
     p.add_argument("--chat-model", default=CHAT_DEFAULT, help=f"chat (assistant) model (default {CHAT_DEFAULT})")
     p.add_argument("--model", help="use this one model for both roles")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
@@ -82,6 +84,25 @@ def train_command(args) -> int:
     return 0
 
 
+def print_remotes() -> None:
+    """The remotes (presets and the config file) with what each can do; keys never printed."""
+    from lab import remotes
+    from lab.errors import LabError
+
+    print(f"\nremotes (use the name as --base-model/--chat-model; add your own in {remotes.config_file()})")
+    try:
+        table = remotes.all_remotes()
+    except LabError as exc:
+        print(f"  {exc}")
+        return
+    for r in table.values():
+        can = (f"next-token top {r.top_logprobs}, streams, surprisal if the server echoes prompt logprobs"
+               if r.kind == "completions" else
+               f"chat with the server's template, streams, top {r.top_logprobs} logprobs where offered")
+        print(f"{r.name:<28} {r.kind:<11} {r.host:<26} {r.key_status()}  ({r.source})\n{'':<28} {can}; "
+              f"no logit lens{'; ' + r.note if r.note else ''}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.model:
@@ -98,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for e in discover():
             role = f"  [{e.role} default]" if e.role else ""
             print(f"{e.name:<28} {e.kind:<9} {human_size(e.size_bytes):>9}  {e.source}{role}\n{'':<28} {e.path}")
+        print_remotes()
         return 0
     if args.command == "train":
         return train_command(args)

@@ -221,15 +221,15 @@ class Http:
             if resp.status >= 400:
                 self._check(resp.status, resp.read(), "such model or endpoint")
             done = False
-            while not done:
+            while not done and not cancel.is_set():
                 try:
                     line = resp.readline()
                 except (OSError, http.client.HTTPException, ValueError) as exc:
                     if cancel.is_set():
                         return
                     raise self._read_failed(exc) from exc
-                if not line:
-                    break
+                if not line or not line.endswith(b"\n"):
+                    break  # the end of the body, or a last line cut off mid-event
                 line = line.strip()
                 if not line.startswith(b"data:"):
                     continue  # blank separators, ": ping" comments, event names
@@ -263,16 +263,15 @@ class _Watcher:
 
     def __init__(self, conn: http.client.HTTPConnection, cancel: threading.Event) -> None:
         self._done = threading.Event()
-        self._conn, self._cancel = conn, cancel
+        self._sock, self._cancel = conn.sock, cancel  # the connection drops its reference once a reply is read
         threading.Thread(target=self._run, name="remote-cancel", daemon=True).start()
 
     def _run(self) -> None:
         while not self._done.is_set():
             if self._cancel.wait(0.05):
-                sock = self._conn.sock
-                if sock is not None and not self._done.is_set():
+                if not self._done.is_set():
                     try:
-                        sock.shutdown(socket.SHUT_RDWR)
+                        self._sock.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
                 return
