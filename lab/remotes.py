@@ -23,6 +23,8 @@ Headless, no network here: `lab.backends.remote` does the talking.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -185,3 +187,31 @@ def known_keys() -> list[str]:
     except LabError:
         remotes = PRESETS.values()
     return [k for k in {r.api_key() for r in remotes} if k]
+
+
+_listeners: list[Callable[[str], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def listen(callback: Callable[[str], None]) -> Callable[[], None]:
+    """Be told about remote servers' retries (429) as sentences, from whichever thread makes the
+    request (the app shows them). Returns the function that stops it."""
+    with _listeners_lock:
+        _listeners.append(callback)
+
+    def stop() -> None:
+        with _listeners_lock:
+            if callback in _listeners:
+                _listeners.remove(callback)
+
+    return stop
+
+
+def announce(message: str) -> None:
+    with _listeners_lock:
+        callbacks = list(_listeners)
+    for callback in callbacks:
+        try:
+            callback(message)
+        except Exception:  # a listener that has gone away (an app that closed) is not the request's problem
+            pass

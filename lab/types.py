@@ -20,6 +20,7 @@ class Capabilities:
     supports_kv_cache: bool = True  # extending a sequence costs only the new tokens
     logprobs_top_n: int = 0  # 0: whole-vocabulary distributions; n: only the top n per step are known (HTTP)
     supports_prompt_logprobs: bool = True  # the probability of each prompt token (surprisal)
+    supports_tokenize: bool = True  # False: a remote with no tokenize endpoint and no local tokenizer
     limits: tuple[str, ...] = ()  # what this backend cannot show, as sentences a screen can show as they are
 
 

@@ -267,6 +267,9 @@ class NextTokenScreen(Screen):
         if ex is None:
             return
         backend = self.lens_backend or ex.backend
+        if not backend.capabilities.supports_hidden_states and backend.capabilities.logprobs_top_n:  # a remote
+            self.query_one("#lens", Static).update(" ".join(x for x in backend.capabilities.limits if "lens" in x))
+            return
         if not backend.capabilities.supports_hidden_states:
             self.query_one("#lens", Static).update(
                 f"{ex.backend.info.name} runs on {ex.backend.info.backend}, which does not expose hidden states, "
@@ -355,6 +358,8 @@ class NextTokenScreen(Screen):
         rows = ex.filtered(settings, k, logits)
         header = (f"after {len(ids)} tokens · temperature {settings.temperature:g}, top-k {settings.top_k or 'off'}, "
                   f"top-p {settings.top_p:g} · next sample seed {settings.seed}")
+        if ex.backend.capabilities.logprobs_top_n:  # a remote: only the top N are known
+            header += "\n" + ex.backend.capabilities.limits[0]
         query = self.query_one("#next-query", Input).value
         if query:
             try:

@@ -217,7 +217,10 @@ class TokensScreen(Screen):
             slot = self.slots[role]
             backend = session.loaded(role)
             err = session.error(role)
-            if backend is not None and slot.encoding is None:
+            if backend is not None and not backend.capabilities.supports_tokenize:  # a remote without a tokenizer
+                slot.encoding, slot.label = None, f"{backend.info.name} ({role})"
+                slot.error = backend.capabilities.limits[0]
+            elif backend is not None and slot.encoding is None:
                 slot.encoding = model_encoding(backend)
                 slot.label = f"{backend.info.name} ({role})"
                 slot.special_ids = frozenset()

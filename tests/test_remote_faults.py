@@ -84,7 +84,7 @@ def test_server_down_dns_and_connect_timeout():
 
 
 @pytest.mark.parametrize("fault, message", [
-    ("401", r"refused the request \(401\).*Set DDL_TEST_KEY"),
+    ("401", r"refused the request \(401\): set DDL_TEST_KEY to a valid API key"),
     ("404", r"\(404\): The model `nope` does not exist"),
     ("500", r"failed \(500\): CUDA out of memory"),
     ("badjson", r"malformed JSON"),

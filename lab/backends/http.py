@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from lab.errors import LabError
-from lab.remotes import RemoteConfig, redact
+from lab.remotes import RemoteConfig, announce, redact
 
 
 class RemoteError(LabError):
@@ -41,7 +41,7 @@ class Http:
     """JSON over HTTP(S) to one server. Keeps one connection alive for plain requests;
     each stream gets its own connection, closed when the stream ends or is cancelled."""
 
-    def __init__(self, cfg: RemoteConfig, notify: Callable[[str], None] = lambda _: None) -> None:
+    def __init__(self, cfg: RemoteConfig, notify: Callable[[str], None] | None = None) -> None:
         parts = urlsplit(cfg.url)
         self.cfg = cfg
         self.https = parts.scheme == "https"
@@ -51,7 +51,7 @@ class Http:
         self.base = parts.path.rstrip("/")  # "/v1"
         self.root = self.base[:-3] if self.base.endswith("/v1") else self.base  # where /tokenize lives
         self.key = cfg.api_key()
-        self.notify = notify
+        self.notify = notify or announce
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
 
@@ -127,10 +127,11 @@ class Http:
         detail = _detail(data)
         cfg = self.cfg
         if status in (401, 403):
-            hint = (f"Set {cfg.key_env} to a valid API key." if cfg.key_env else
-                    "This server wants an API key: add key_env = \"VARIABLE\" to its [remotes.NAME] table "
-                    "in the config file and set that variable.")
-            raise self.error(f"{self.where} refused the request ({status}): {detail}", hint, status)
+            todo = (f"set {cfg.key_env} to a valid API key" if cfg.key_env else
+                    "this server wants an API key: add key_env = \"VARIABLE\" to its [remotes.NAME] table "
+                    "in the config file and set that variable")
+            raise self.error(f"{self.where} refused the request ({status}): {todo}. The server said: {detail}",
+                             None, status)
         if status == 404:
             raise self.error(f"{self.where} has no {what} (404): {detail}",
                              "Check the model name and the URL (it usually ends in /v1); "

@@ -145,6 +145,11 @@ class RemoteBackend(Backend):
                               f"Set {cfg.key_env} in the environment (or key = \"...\" in its [remotes.NAME] table).")
         backend = cls(cfg)
         backend._learn_models()
+        try:
+            backend.tokenizer()
+        except TokenizerUnavailableError as exc:
+            backend.capabilities = replace(backend.capabilities, supports_tokenize=False,
+                                           limits=(exc.message,) + backend.capabilities.limits)
         return backend
 
     def _learn_models(self) -> None:
@@ -191,8 +196,11 @@ class RemoteBackend(Backend):
         self.listeners.append(callback)
 
     def _notice(self, message: str) -> None:
+        from lab.remotes import announce
+
         for callback in list(self.listeners):
             callback(message)
+        announce(message)
 
     # ---- tokens --------------------------------------------------------------------------
     def tokenizer(self):
