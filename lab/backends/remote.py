@@ -176,8 +176,9 @@ class RemoteBackend(Backend):
                     self.info, self._vocab_known = replace(self.info, vocab_size=vocab), True
                 if context:
                     self.info = replace(self.info, context_length=context)
-        if self.model and self.model not in self.info.name:
-            self.info = replace(self.info, name=f"{self.cfg.name} ({self.model})")
+        shown = self.model.rsplit("/", 1)[-1] if self.model.startswith("/") else self.model  # a server's file path
+        if shown and shown not in self.info.name:
+            self.info = replace(self.info, name=f"{self.cfg.name} ({shown})")
 
     def _limits(self) -> tuple[str, ...]:
         host, n = self.http.where, self.cfg.top_logprobs
