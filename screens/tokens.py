@@ -70,6 +70,7 @@ class EncodingSlot:
     encoding: object | None = None
     error: str = ""
     special_ids: frozenset[int] = frozenset()
+    over_http: bool = False  # a remote model's tokenizer: always tokenized in a worker
 
     @property
     def status(self) -> str:
@@ -222,6 +223,7 @@ class TokensScreen(Screen):
                 slot.error = backend.capabilities.limits[0]
             elif backend is not None and slot.encoding is None:
                 slot.encoding = model_encoding(backend)
+                slot.over_http = bool(backend.capabilities.logprobs_top_n)
                 slot.label = f"{backend.info.name} ({role})"
                 slot.special_ids = frozenset()
                 slot.error = ""
@@ -266,7 +268,7 @@ class TokensScreen(Screen):
         if not self.is_mounted:
             return
         text = self.text
-        if len(text) > SYNC_LIMIT:
+        if len(text) > SYNC_LIMIT or any(self.slots[k].over_http for k in self._needed_keys()):
             self.query_one("#tokens-stats", Static).update(f"{len(text):,} characters · counting…")
             self._tokenize_in_worker(text, self._needed_keys())
             return
@@ -278,7 +280,15 @@ class TokensScreen(Screen):
 
     @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
     def _tokenize_in_worker(self, text: str, keys: set[str]) -> None:
-        self.app.call_from_thread(self._show, text, self._encode(text, keys))
+        try:
+            results = self._encode(text, keys)
+            for key, ids in results.items():
+                if self.slots[key].over_http:  # fetch the pieces here, not while drawing
+                    self.slots[key].encoding.piece_lengths(ids)
+        except LabError as exc:  # a remote tokenizer that failed: say so, keep the screen
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.app.call_from_thread(self._show, text, results)
 
     def _cursor_char(self) -> int:
         area = self.query_one("#tokens-input", TextArea)
@@ -548,6 +558,10 @@ class TokensScreen(Screen):
         if backend is None:
             err = session.error("chat")
             view.update(f"The chat model failed to load: {err.message}" if err else "The chat model is loading…")
+            return
+        if backend.capabilities.logprobs_top_n:  # a remote: no tokenizing over HTTP on every keystroke here
+            view.update(f"{backend.info.name} is served over HTTP: its server applies the chat template, and the "
+                        "exact text it renders is not visible from here. Load a model in-process to see it.")
             return
         msgs = []
         for role in ("system", "user", "assistant"):

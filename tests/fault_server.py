@@ -3,7 +3,8 @@
 The first path segment picks the behaviour: http://127.0.0.1:PORT/<fault>/v1. Faults: ok,
 401 (echoes the Authorization header back, as a careless server might), 404 (for completions), 429 (twice, then
 ok), 500, badjson, cut (a stream cut off mid-token), nologprobs, slow (first byte after
-`slow_seconds`), drip (a token every 20 ms, recording when the client hangs up).
+`slow_seconds`), drip (a token every 20 ms, recording when the client hangs up), notok (no tokenize
+endpoint).
 Tokens are bytes: id = byte value, so the answers are easy to check.
 """
 
@@ -78,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, b"<html>not json{")
         if rest == "v1/models":
             return self._json(200, {"object": "list", "data": [{"id": "m", "object": "model"}]})
+        if fault == "notok" and ("tokenize" in rest):
+            return self._json(404, {"detail": "Not Found"})  # a server with no tokenize endpoint
         if rest == "extras/tokenize":
             return self._json(200, {"tokens": list(body["input"].encode())})
         if rest == "extras/detokenize":

@@ -120,3 +120,34 @@ async def test_rate_limit_retries_are_shown(faults):
         notes = " ".join(str(n.message) for n in app._notifications)
         assert app.session.loaded("chat") is not None
         assert "rate limiting (429): retrying" in notes and faults.hits["429"] >= 3
+
+
+async def test_tokens_screen_counts_a_remote_models_tokens_like_in_process(llama_server, smol):
+    from tests.helpers import type_text
+
+    text = "How many r are in strawberry?"
+    app = remote_app(f"openai+{llama_server}", f"openai+{llama_server}")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.load_text("")
+        area.focus()
+        await pilot.pause()
+        await type_text(pilot, text)
+        await settle(app, pilot)
+        while not shown(app.screen.query_one("#tokens-stats")).startswith("127.0.0.1"):
+            await pilot.press("ctrl+n")  # on to the chat model's own tokenizer
+            await settle(app, pilot)
+        line = shown(app.screen.query_one("#tokens-stats"))
+        assert f" {len(smol.tokenize(text, add_special=False)):,} tokens" in line and app.is_running
+
+
+async def test_tokens_screen_says_when_a_remote_cannot_tokenize(faults):
+    app = remote_app("broken", f"openai+{faults.url('ok').replace('/ok/', '/notok/')}#m")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        for _ in range(3):
+            await pilot.press("ctrl+n")
+            await settle(app, pilot)
+        line = shown(app.screen.query_one("#tokens-stats"))
+        assert "cannot show this model's tokens" in line and app.is_running
