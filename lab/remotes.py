@@ -6,7 +6,7 @@ base models, `chat` for chat models) and where its API key comes from. Three way
 - a spec on the command line: `openai+http://host:8000/v1#model` (completions) or
   `openai-chat+https://host/v1#model` (chat completions); the fragment is the model name;
 - a preset below (the talk's systems), e.g. `hyperbolic-405b-base`;
-- a table in the config file, `<user config dir>/deepdive-lab/config.toml`:
+- a table in the lab's config file (`lab.config`: `<user config dir>/deepdive-lab/config.toml`):
 
       [remotes.my-vllm]
       url = "http://gpu-box:8000/v1"
@@ -88,13 +88,14 @@ PRESETS: dict[str, RemoteConfig] = {p.name: p for p in (
 )}
 
 
-def config_file() -> Path:
-    """`$DEEPDIVE_LAB_CONFIG`, else config.toml in the user config dir (platformdirs)."""
-    if env := os.environ.get("DEEPDIVE_LAB_CONFIG"):
-        return Path(env).expanduser()
-    from platformdirs import user_config_dir
+config_override: Path | None = None  # the CLI's --config FILE (else lab.config's usual place)
 
-    return Path(user_config_dir("deepdive-lab")) / "config.toml"
+
+def config_file() -> Path:
+    """The lab's config file (`lab.config`), whose [remotes.NAME] tables are read here."""
+    from lab.config import config_path
+
+    return config_override or config_path()
 
 
 _FIELDS = {"url": str, "model": str, "kind": str, "key_env": str, "key": str, "tokenizer": str, "vocab_size": int,
@@ -103,19 +104,12 @@ _FIELDS = {"url": str, "model": str, "kind": str, "key_env": str, "key": str, "t
 
 def configured() -> dict[str, RemoteConfig]:
     """The remotes of the config file (an unreadable file is an error that names it)."""
-    path = config_file()
-    if not path.exists():
-        return {}
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LabError(f"cannot read the config file {path}: {exc}") from exc
+    from lab.config import load_config
+
+    config = load_config(config_override)
+    path = config.path
     out = {}
-    for name, table in (data.get("remotes") or {}).items():
+    for name, table in config.remotes.items():
         if not isinstance(table, dict) or "url" not in table:
             raise LabError(f"{path}: [remotes.{name}] needs at least url = \"http://host:port/v1\".")
         unknown = sorted(set(table) - set(_FIELDS))
