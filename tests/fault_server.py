@@ -4,7 +4,7 @@ The first path segment picks the behaviour: http://127.0.0.1:PORT/<fault>/v1. Fa
 401 (echoes the Authorization header back, as a careless server might), 404 (for completions), 429 (twice, then
 ok), 500, badjson, cut (a stream cut off mid-token), nologprobs, slow (first byte after
 `slow_seconds`), drip (a token every 20 ms, recording when the client hangs up), notok (no tokenize
-endpoint).
+endpoint), early (a stream that says [DONE] after 2 of the tokens asked for).
 Tokens are bytes: id = byte value, so the answers are easy to check.
 """
 
@@ -100,7 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        n = 200 if fault == "drip" else min(int(body.get("max_tokens", 4)), 4)
+        n = 200 if fault == "drip" else (2 if fault == "early" else min(int(body.get("max_tokens", 4)), 4))
         try:
             for i in range(n):
                 lp = None if fault == "nologprobs" else {"tokens": ["x"], "token_logprobs": [-0.1],

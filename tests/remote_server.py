@@ -21,7 +21,8 @@ def start_llama_server(model_path: str, port: int | None = None, wait: float = 1
     """(process, base url). Waits until /v1/models answers; raises if the process dies first."""
     port = port or free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
+                             "--port", str(port), "--n_ctx", "2048", "--verbose", "False",
+                             "--interrupt_requests", "False"],  # two panes stream at once: queue, not drop
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + wait

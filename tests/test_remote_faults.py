@@ -121,6 +121,16 @@ def test_stream_cut_off_keeps_the_tokens_so_far(server):
     assert "".join(u.text for u in updates) == "xx"  # what arrived is kept
 
 
+def test_stream_dropped_by_the_server_says_so(server):
+    b = remote(server.url("early"))
+    gen = b.stream(b.tokenize("hi"), SamplingSettings(), 4)
+    events = []
+    with pytest.raises(LabError, match="ended the stream after 2 tokens without saying why"):
+        for ev in gen:
+            events.append(ev)
+    assert "".join(e.text for e in events) == "xx"
+
+
 def test_server_that_ignores_logprobs(server):
     b = remote(server.url("nologprobs"))
     with pytest.raises(LabError, match="returned no logprobs"):

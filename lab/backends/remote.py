@@ -583,7 +583,7 @@ class RemoteGeneration(Generation):
         identity = s.temperature == 1.0 and s.top_k == 0 and s.top_p >= 1.0
         out: list[int] = []
         parts: list[str] = []
-        reason, tail, index = "length", "", 0
+        reason, tail, index, finish = "length", "", 0, None
         t0 = time.perf_counter()
         b.requests += 1
         events = b.http.stream(path, body, cancel)
@@ -619,11 +619,16 @@ class RemoteGeneration(Generation):
                             break
                 if reason == "stop text":
                     break
-                finish = choice.get("finish_reason")
+                finish = choice.get("finish_reason") or finish
                 if finish:
                     reason = "eos" if finish == "stop" else ("length" if finish == "length" else str(finish))
             if cancel.is_set() and reason not in ("stop text", "eos"):
                 reason = "cancelled"
+            elif reason == "length" and not finish and index < self.max_tokens:
+                raise b.http.error(
+                    f"{b.http.where} ended the stream after {index} tokens without saying why.",
+                    "A server that runs one request at a time may drop a stream when another request "
+                    "arrives (llama-cpp-python's server: start it with --interrupt_requests False).")
         finally:
             events.close()  # closes the connection (early: stop text, cancel, an error)
             parts.append(decoder.decode(b"", final=True))
