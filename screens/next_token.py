@@ -160,8 +160,8 @@ class NextTokenScreen(Screen):
         from lab.sampling import make_rng, sample
 
         logits = explorer.cached(ids)
-        if logits is None:
-            return
+        if logits is None or explorer.backend.capabilities.logprobs_top_n:
+            return  # a remote server: ten requests a step would cost money and hit rate limits
         top = [row.id for row in explorer.filtered(SamplingSettings(), 9, logits)]
         try:
             drawn = sample(logits, settings, make_rng(settings.seed or 0))

@@ -30,6 +30,10 @@ def test_spec_and_named_remotes_resolve(llama_server, tmp_path, monkeypatch):
     b = catalogue.load("my-server")
     assert b.capabilities.logprobs_top_n == 8 and b.info.backend == "remote completions"
     assert len(b.next_token(b.tokenize(PROMPTS[0]), 8).top) == 8
+    from lab.doctor import remote_lines
+
+    line = next(x for x in remote_lines(timeout=5.0) if "my-server" in x)
+    assert "answers: " in line and "SmolLM2" in line
     cfg.write_text('[remotes.bad]\nurl = "ftp://x"\n')
     with pytest.raises(LabError, match="not an http"):
         catalogue.resolve("bad")

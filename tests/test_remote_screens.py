@@ -33,6 +33,7 @@ async def test_next_token_bars_are_the_servers_numbers(llama_server, smol):
         rows = s.explorer.filtered(s.settings(), 3)
         assert rows[0].id == ours.top[0].id and abs(rows[0].raw_prob - ours.top[0].prob) < 0.02
         assert f"{rows[0].raw_prob:.2%}" in bars
+        assert s.explorer.prefetch_calls == 0  # no look-ahead requests to a server
         await pilot.press("1")  # pick ' Paris': the path grows by that id, bars for the next step
         await settle(app, pilot)
         assert s.explorer.ids[-1] == ours.top[0].id and "Paris" in shown(s.query_one("#next-info"))
