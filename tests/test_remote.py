@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from lab import catalogue, remotes
-from lab.backends.remote import RemoteBackend
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 

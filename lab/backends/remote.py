@@ -35,6 +35,7 @@ import numpy as np
 
 from lab.backends.base import Backend, Generation
 from lab.backends.http import Http, RemoteError, StatusError
+from lab.backends.remote_wire import HFTokenizer, ServerTokenizer, Step, first_choice, steps_of
 from lab.errors import LabError, TokenizerUnavailableError
 from lab.remotes import RemoteConfig
 from lab.types import (Capabilities, ChatMessage, GenerationResult, ModelInfo, RenderedChat, TokenEvent, TokenProb,
@@ -53,60 +54,6 @@ class _Memo(OrderedDict):
         self.move_to_end(key)
         while len(self) > limit:
             self.popitem(last=False)
-
-
-# ---- tokenizers --------------------------------------------------------------------------
-
-class _ServerTokenizer:
-    """A server's own tokenize/detokenize endpoints. `dialect` "extras" is llama-cpp-python's
-    (always adds BOS, parses special tokens); "tokenize" is llama-server's and vLLM's."""
-
-    def __init__(self, http: Http, model: str, dialect: str) -> None:
-        self.http, self.model, self.dialect = http, model, dialect
-        self.source = f"{http.where}{'/extras' if dialect == 'extras' else ''}/tokenize"
-
-    def encode(self, text: str, add_special: bool) -> list[int]:
-        h = self.http
-        if self.dialect == "extras":
-            out = h.request("POST", f"{h.root}/extras/tokenize", {"input": text, "model": self.model or None},
-                            "tokenize endpoint")
-        else:
-            out = h.request("POST", f"{h.root}/tokenize", {"content": text, "prompt": text, "model": self.model,
-                                                          "add_special": add_special,
-                                                          "add_special_tokens": add_special}, "tokenize endpoint")
-        tokens = out.get("tokens")
-        if not isinstance(tokens, list):
-            raise h.error(f"{h.where}'s tokenize answer has no token list.")
-        return [int(t["id"] if isinstance(t, dict) else t) for t in tokens]
-
-    def decode(self, ids: list[int]) -> str:
-        h = self.http
-        if self.dialect == "extras":
-            return str(h.request("POST", f"{h.root}/extras/detokenize", {"tokens": ids, "model": self.model or None},
-                                 "detokenize endpoint").get("text", ""))
-        out = h.request("POST", f"{h.root}/detokenize", {"tokens": ids, "model": self.model}, "detokenize endpoint")
-        return str(out.get("content", out.get("prompt", "")))
-
-
-class _HFTokenizer:
-    """The model's Hugging Face tokenizer, from the local cache only (never downloads)."""
-
-    def __init__(self, hub_id: str) -> None:
-        try:
-            from transformers import AutoTokenizer
-
-            self.tok = AutoTokenizer.from_pretrained(hub_id, local_files_only=True)
-        except Exception as exc:  # not cached, or transformers missing
-            raise TokenizerUnavailableError(f"no tokenizer for {hub_id} in the local Hugging Face cache "
-                                            f"({exc.__class__.__name__}).") from exc
-        self.source = f"HF tokenizer {hub_id} (local cache)"
-        self.size = len(self.tok)
-
-    def encode(self, text: str, add_special: bool) -> list[int]:
-        return list(self.tok.encode(text, add_special_tokens=add_special))
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tok.decode(ids)
 
 
 # ---- the backend ---------------------------------------------------------------------------
@@ -209,7 +156,7 @@ class RemoteBackend(Backend):
         if self._tokenizer is not None:
             return self._tokenizer
         for dialect in ("extras", "tokenize"):
-            tok = _ServerTokenizer(self.http, self.model, dialect)
+            tok = ServerTokenizer(self.http, self.model, dialect)
             try:
                 tok.encode("Hello", True)
             except StatusError as exc:
@@ -223,7 +170,7 @@ class RemoteBackend(Backend):
         names = [n for n in (self.cfg.tokenizer, self.model) if n and "/" in n]
         for name in names:
             try:
-                self._tokenizer = _HFTokenizer(name)
+                self._tokenizer = HFTokenizer(name)
             except TokenizerUnavailableError:
                 continue
             if not self._vocab_known:
@@ -244,9 +191,9 @@ class RemoteBackend(Backend):
     def bos_prefix(self) -> list[int]:
         if self._bos is None:
             tok = self.tokenizer()
-            self._bos = tok.encode("", True) if isinstance(tok, _ServerTokenizer) and tok.dialect == "extras" else []
+            self._bos = tok.encode("", True) if isinstance(tok, ServerTokenizer) and tok.dialect == "extras" else []
             if not self._bos:
-                plain = tok.encode("a", False) if not isinstance(tok, _ServerTokenizer) or tok.dialect != "extras" \
+                plain = tok.encode("a", False) if not isinstance(tok, ServerTokenizer) or tok.dialect != "extras" \
                     else []
                 full = tok.encode("a", True)
                 self._bos = full[:len(full) - len(plain)] if plain and full[-len(plain):] == plain else []
@@ -254,7 +201,7 @@ class RemoteBackend(Backend):
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
         tok = self.tokenizer()
-        if isinstance(tok, _ServerTokenizer) and tok.dialect == "extras":
+        if isinstance(tok, ServerTokenizer) and tok.dialect == "extras":
             ids = tok.encode(text, True)
             bos = self.bos_prefix()
             if not add_special and bos and ids[:len(bos)] == bos:
@@ -373,7 +320,7 @@ class RemoteBackend(Backend):
             tok = self.tokenizer()
         except LabError:
             return {}
-        if isinstance(tok, _ServerTokenizer) and tok.dialect == "extras":
+        if isinstance(tok, ServerTokenizer) and tok.dialect == "extras":
             return {"repeat_penalty": 1.0, "min_p": 0.0, "top_k": 0}
         return {}
 
@@ -397,7 +344,7 @@ class RemoteBackend(Backend):
     def _top_after(self, ids: Sequence[int]) -> list[tuple[bytes, float, int | None]]:
         path, body = self.build_request(ids, 1, self.cfg.top_logprobs, temperature=0.0)
         self.requests += 1
-        steps = _steps(_choice(self.http.request("POST", path, body, "such model or endpoint"), self.http))
+        steps = steps_of(first_choice(self.http.request("POST", path, body, "such model or endpoint"), self.http))
         if not steps or not steps[0].top:
             raise self._no_logprobs()
         return steps[0].top
@@ -446,8 +393,8 @@ class RemoteBackend(Backend):
                            "with echo (a base-model remote).")
         path, body = self.build_request(ids, 1, max(top_k, self.cfg.top_logprobs), temperature=0.0, echo=True)
         self.requests += 1
-        choice = _choice(self.http.request("POST", path, body, "such model or endpoint"), self.http)
-        steps = _steps(choice, echo=True)
+        choice = first_choice(self.http.request("POST", path, body, "such model or endpoint"), self.http)
+        steps = steps_of(choice)
         bos = self._bos or []
         body_ids = ids[len(bos):] if bos and ids[:len(bos)] == bos else ids
         if len(steps) < len(body_ids):
@@ -459,12 +406,12 @@ class RemoteBackend(Backend):
         out = [TokenSurprise(i, t, self.token_bytes(t), 1.0, 0.0, 1, ()) for i, t in enumerate(ids[:first + 1])]
         # llama-cpp-python's echo pairs token k with the distribution after it when the model has
         # no BOS (an upstream bug): there, the distribution that predicted token k is entry k-1's.
-        shifted = isinstance(self._tokenizer, _ServerTokenizer) and self._tokenizer.dialect == "extras" and not bos
+        shifted = isinstance(self._tokenizer, ServerTokenizer) and self._tokenizer.dialect == "extras" and not bos
         for k in range(1, len(body_ids)):
             pos = first + k
             step = steps[k - 1] if shifted else steps[k]
             if shifted and not step.top:  # the first entry comes without alternatives: ask for them
-                step = _Step(b"", None, self._top_after(ids[:pos]))
+                step = Step(b"", None, self._top_after(ids[:pos]))
             top = self._top(step.top, len(step.top))
             lp = step.logprob if not shifted else next((t.logprob for t in top if t.id == ids[pos]), None)
             if lp is None and shifted and top:
@@ -505,67 +452,6 @@ class RemoteBackend(Backend):
         self.http.close()
 
 
-class _Step:
-    """One token of a logprobs answer: its piece, logprob (None: not given) and alternatives."""
-
-    __slots__ = ("piece", "logprob", "top", "id")
-
-    def __init__(self, piece: bytes, logprob: float | None, top: list, tid: int | None = None) -> None:
-        self.piece, self.logprob, self.top, self.id = piece, logprob, top, tid
-
-
-def _choice(out: dict, http: Http) -> dict:
-    choices = out.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise http.error(f"{http.where}'s answer has no choices: not an OpenAI-compatible reply.")
-    return choices[0]
-
-
-def _token(name: str, raw_bytes=None) -> tuple[bytes, int | None]:
-    """A token named by a server: vLLM's "token_id:123" form carries the id."""
-    if name.startswith("token_id:") and name[9:].isdigit():
-        return b"", int(name[9:])
-    return (bytes(raw_bytes) if isinstance(raw_bytes, list) else name.encode("utf-8")), None
-
-
-def _steps(choice: dict, echo: bool = False) -> list[_Step]:
-    """The logprobs of a completions or chat choice (either OpenAI format) as steps."""
-    lp = choice.get("logprobs")
-    if not isinstance(lp, dict):
-        return []
-    out = []
-    if isinstance(lp.get("content"), list):  # chat format
-        for c in lp["content"]:
-            piece, tid = _token(str(c.get("token", "")), c.get("bytes"))
-            top = []
-            for t in c.get("top_logprobs") or []:
-                p, i = _token(str(t.get("token", "")), t.get("bytes"))
-                top.append((p, float(t.get("logprob", -math.inf)), i if i is not None else t.get("id")))
-            out.append(_Step(piece, _float(c.get("logprob")), top, tid if tid is not None else c.get("id")))
-        return out
-    tokens = lp.get("tokens") or []
-    logprobs = lp.get("token_logprobs") or []
-    tops = lp.get("top_logprobs") or []
-    for k, name in enumerate(tokens):
-        piece, tid = _token(str(name))
-        top = []
-        entry = tops[k] if k < len(tops) else None
-        if isinstance(entry, dict):
-            for n, v in entry.items():
-                p, i = _token(str(n))
-                top.append((p, float(v), i))
-        top.sort(key=lambda t: -t[1])
-        out.append(_Step(piece, _float(logprobs[k] if k < len(logprobs) else None), top, tid))
-    return out
-
-
-def _float(x) -> float | None:
-    try:
-        return None if x is None else float(x)
-    except (TypeError, ValueError):
-        return None
-
-
 class RemoteGeneration(Generation):
     """A `Generation` read from one SSE stream; same events and result as an in-process one."""
 
@@ -595,9 +481,9 @@ class RemoteGeneration(Generation):
                 choice = choices[0]
                 delta = choice.get("delta") or {}
                 text = choice.get("text") if b.cfg.kind == "completions" else delta.get("content")
-                steps = _steps(choice)
+                steps = steps_of(choice)
                 if not steps and text:
-                    steps = [_Step(text.encode("utf-8"), None, [])]
+                    steps = [Step(text.encode("utf-8"), None, [])]
                 for k, step in enumerate(steps):
                     piece = step.piece or (b._piece_cache.get(step.id, b"") if step.id is not None else b"")
                     tid = step.id if step.id is not None else b._piece_ids.get(piece, UNKNOWN_ID)
