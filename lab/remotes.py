@@ -60,7 +60,7 @@ class RemoteConfig:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).netloc
+        return urlsplit(self.url).netloc.rpartition("@")[2]
 
     def key_status(self) -> str:
         if not self.key_env and not self.key:
@@ -133,8 +133,11 @@ def _checked(cfg: RemoteConfig) -> RemoteConfig:
     if cfg.kind not in KINDS:
         raise LabError(f"remote {cfg.name}: kind must be completions or chat, not {cfg.kind!r}.")
     parts = urlsplit(cfg.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise LabError(f"remote {cfg.name}: {cfg.url!r} is not an http(s) URL.")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LabError(f"remote {cfg.name}: {redact(cfg.url)!r} is not an http(s) URL.")
+    if parts.username or parts.password:
+        raise LabError(f"remote {cfg.name}: the URL holds a user name or password; put the key in an environment "
+                       "variable named by key_env instead (a URL is shown on screen).")
     return replace(cfg, url=cfg.url.rstrip("/"))
 
 
@@ -150,7 +153,8 @@ def parse_spec(spec: str) -> RemoteConfig:
     for prefix, kind in SCHEMES.items():
         if spec.lower().startswith(prefix):
             url, _, model = spec[len(prefix):].partition("#")
-            name = f"{urlsplit(url).netloc}{'/' + model if model else ''}"
+            host = urlsplit(url).netloc.rpartition("@")[2]  # never a user name or password
+            name = f"{host}{'/' + model if model else ''}"
             return _checked(RemoteConfig(name, url, model, kind, source="spec"))
     raise UnknownModelError(f"{spec!r} is not a remote spec (openai+http://host:port/v1#model).")
 

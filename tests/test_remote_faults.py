@@ -203,3 +203,9 @@ def test_hosted_presets_build_the_requests_they_would_send(monkeypatch):
         assert path.endswith("/v1/chat/completions") and body["messages"] == [{"role": "user", "content": "Hi"}]
         assert body["logprobs"] is True and body["top_logprobs"] == 5
     assert KEY not in repr(cfg) and "key from $HYPERBOLIC_API_KEY" == cfg.key_status()
+
+
+def test_a_key_in_the_url_is_refused_without_showing_it():
+    with pytest.raises(LabError, match="holds a user name or password") as info:
+        remotes.parse_spec(f"openai+https://user:{KEY}@example.org/v1#m")
+    assert KEY not in str(info.value)
