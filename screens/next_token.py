@@ -239,8 +239,8 @@ class NextTokenScreen(Screen):
         from lab.sampling import make_rng, sample
 
         logits = explorer.cached(ids)
-        if logits is None:
-            return
+        if logits is None or explorer.backend.capabilities.logprobs_top_n:
+            return  # a remote server: ten requests a step would cost money and hit rate limits
         top = [row.id for row in explorer.filtered(SamplingSettings(), 9, logits)]
         try:
             drawn = sample(logits, settings, make_rng(settings.seed or 0))
@@ -367,6 +367,10 @@ class NextTokenScreen(Screen):
     def _start_lens(self) -> None:
         ex = self.explorer
         if ex is None:
+            return
+        caps = ex.backend.capabilities
+        if not caps.supports_hidden_states and caps.logprobs_top_n:  # a remote server: no hidden states over HTTP
+            self.query_one(LensView).note = " ".join(x for x in caps.limits if "lens" in x)
             return
         lens = self.app.session.lens_loaded(self.role)
         if lens is None:
@@ -500,6 +504,8 @@ class NextTokenScreen(Screen):
         rows = ex.filtered(settings, k, logits)
         header = (f"after {len(ids)} tokens · temperature {settings.temperature:g}, top-k {settings.top_k or 'off'}, "
                   f"top-p {settings.top_p:g} · next sample seed {settings.seed}")
+        if ex.backend.capabilities.logprobs_top_n:  # a remote: only the top N are known
+            header += "\n" + ex.backend.capabilities.limits[0]
         query = self.query_one("#next-query", Input).value
         if query:
             try:
