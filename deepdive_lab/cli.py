@@ -4,6 +4,7 @@
     deepdive-lab doctor               versions, devices and every model found
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
+    deepdive-lab train --nproc 2      the same on 2 processes (torchrun, DistributedDataParallel)
     deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
     deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
@@ -16,6 +17,7 @@ remote's name (`deepdive-lab models` lists them).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
@@ -55,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-interval", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--out", help="checkpoint folder (default: the lab cache's tiny/)")
-    t.add_argument("--resume", help="continue from this checkpoint")
+    t.add_argument("--resume", help="continue from this checkpoint (on any number of processes)")
+    t.add_argument("--checkpoint-interval", type=int, help="steps between checkpoints (default: only at the end)")
+    t.add_argument("--nproc", type=int, help="train on N processes on this machine (one per GPU, or CPU processes) "
+                                             "with torchrun; --batch is then the global batch")
+    t.add_argument("--micro-batch", type=int, help="sequences per forward pass on each process; gradients "
+                                                   "accumulate to the whole batch")
     t.add_argument("--quiet", action="store_true", help="print only evaluation steps")
     s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -64,9 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_command(args) -> int:
+    import os
     from dataclasses import replace
 
     from lab.errors import LabError
+
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        return launch_training(args)
+    from lab.distributed import World, note_checkpoint
     from lab.train import PRESETS, Trainer
 
     if args.preset not in PRESETS:
@@ -77,24 +89,82 @@ def train_command(args) -> int:
         "n_head": args.heads, "n_embd": args.width, "block_size": args.context, "batch_size": args.batch,
         "dropout": args.dropout, "learning_rate": args.lr, "eval_interval": args.eval_interval,
         "sample_interval": args.sample_interval, "seed": args.seed, "out_dir": args.out,
+        "checkpoint_interval": args.checkpoint_interval, "micro_batch": args.micro_batch,
         "device": args.device if args.device != "auto" else None}.items() if v is not None}
     if args.iters is not None:
         overrides["lr_decay_iters"] = args.iters
+    trainer = world = None
+    restore = {}
     try:
+        world = World.from_env()
+        if args.nproc is not None and args.nproc != world.size:
+            raise LabError(f"--nproc {args.nproc}, but torchrun started {world.size} processes.",
+                           "Under torchrun, leave --nproc out (its --nproc-per-node and --nnodes decide).")
+        say = print if world.main else (lambda *a, **k: None)  # rank 0 alone prints events
         trainer = (Trainer.resume_from(args.resume, **overrides) if args.resume
                    else Trainer(replace(PRESETS[args.preset], **overrides)))
-        print(f"training {trainer.model.n_params():,} parameters on {trainer.device}, "
-              f"{len(trainer.train_data):,} training tokens ({trainer.corpus.kind}, vocab {len(trainer.corpus.pieces)})",
-              flush=True)
+        if world.distributed:
+            restore = stop_on_signals(trainer)
+        on = f"{world.size} processes ({trainer.device})" if world.distributed else trainer.device
+        say(f"training {trainer.model.n_params():,} parameters on {on}, "
+            f"{len(trainer.train_data):,} training tokens ({trainer.corpus.kind}, vocab {len(trainer.corpus.pieces)})",
+            flush=True)
         for event in trainer.run():
             if not args.quiet or event.val_loss is not None or event.stopped:
-                print(event.line(), flush=True)
+                say(event.line(), flush=True)
+            if event.checkpoint and world.main:
+                note_checkpoint(event.checkpoint, trainer.step)
+    except LabError as exc:
+        where = f"rank {world.rank}: " if world is not None and world.distributed else ""
+        print(f"{where}error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if trainer is None:
+            return 130
+        path = trainer.save()
+        print(f"interrupted at step {trainer.step}; checkpoint {path}")
+        return 130
+    except Exception as exc:  # another rank is gone: its failure, not this one's, is the cause
+        from lab.distributed import PEER_LOST, is_peer_lost
+
+        if world is None or not world.distributed or not is_peer_lost(exc):
+            raise
+        print(f"rank {world.rank}: lost contact with the other processes of the run; stopping.", file=sys.stderr)
+        return PEER_LOST
+    finally:
+        for sig, handler in restore.items():  # past this point a SIGTERM simply ends the process
+            signal.signal(sig, handler)
+        if world is not None:
+            world.close()
+    return 0
+
+
+def stop_on_signals(trainer) -> dict:
+    """In a distributed rank: Ctrl+C (which torchrun passes on) stops every rank at the end of a step,
+    and rank 0 writes the checkpoint; SIGTERM (torchrun stopping the run) exits at once, through the
+    `finally` blocks, so a checkpoint being written leaves no temporary file. Returns the handlers replaced."""
+    return {signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: trainer.stop()),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))}
+
+
+def launch_training(args) -> int:
+    """`train --nproc N` outside torchrun: start N ranks of this same command on this machine."""
+    from lab.distributed import launch
+    from lab.errors import LabError
+
+    argv, skip = [], False
+    for word in args.argv:  # each rank gets the same command without --nproc (torchrun sets its place)
+        if not skip and not word.startswith("--nproc="):
+            argv += [word] if word != "--nproc" else []
+        skip = word == "--nproc"
+    try:
+        launch(args.nproc, argv)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        path = trainer.save()
-        print(f"interrupted at step {trainer.step}; checkpoint {path}")
+        print("interrupted: every rank was asked to stop at the end of its step; rank 0 wrote the checkpoint "
+              "named above.", file=sys.stderr)
         return 130
     return 0
 
@@ -216,7 +286,9 @@ def apply_config(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what `train --nproc N` passes on to each of its processes
     if code := apply_config(args):
         return code
     if args.command == "doctor":

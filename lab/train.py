@@ -55,6 +55,7 @@ class TrainConfig:
     out_dir: str = ""  # checkpoints; "" = the lab cache's tiny/ folder
     checkpoint_interval: int = 0  # steps between checkpoints (0: only at the end or on stop)
     compile: bool = False  # torch.compile the model on CUDA (slower start, faster steps)
+    micro_batch: int = 0  # sequences per forward pass on each process (0: all of its share); gradients accumulate
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -95,6 +96,7 @@ class TrainEvent:
     sample: str | None = None
     stopped: str = ""  # why training ended: "done", "stopped", "nan", "exploding loss"
     checkpoint: str = ""  # path written at this step, if any
+    world_size: int = 1  # processes training together (tokens/s and MFU are then the whole run's)
 
     def line(self) -> str:
         parts = [f"step {self.step}/{self.max_iters}"]
@@ -102,7 +104,8 @@ class TrainEvent:
             parts.append(f"loss {self.train_loss:.4f}")
         if self.val_loss is not None:
             parts.append(f"val {self.val_loss:.4f} (train {self.eval_train_loss:.4f})")
-        parts += [f"lr {self.lr:.2e}", f"{self.tokens_per_sec:,.0f} tok/s",
+        world = f" global, {self.world_size} processes" if self.world_size > 1 else ""
+        parts += [f"lr {self.lr:.2e}", f"{self.tokens_per_sec:,.0f} tok/s{world}",
                   f"mfu {self.mfu * 100:.1f}%" if self.mfu is not None else "mfu n/a",
                   f"elapsed {self.elapsed:.1f}s", f"eta {self.eta:.0f}s", self.device]
         out = " · ".join(parts)
@@ -210,11 +213,17 @@ class Trainer:
         import torch
 
         from lab.devices import pick_torch_device
+        from lab.distributed import World, split_batch
         from lab.gpt import GPT, GPTConfig
 
         self.cfg = cfg
+        self.world = World.from_env()  # rank 0 of 1 unless torchrun started this process
+        share = split_batch(cfg.batch_size, self.world.size, cfg.micro_batch)
+        self.accumulate = share // (cfg.micro_batch or share)  # micro-batches per step on this process
         self.corpus = corpus or Corpus.load(cfg)
         self.device = pick_torch_device(cfg.device)
+        if self.world.distributed:
+            self.world.init(self.device)
         torch.manual_seed(cfg.seed)
         data = torch.tensor(self.corpus.ids, dtype=torch.long)
         n_val = max(cfg.block_size + 2, int(len(data) * cfg.val_fraction))
@@ -225,6 +234,12 @@ class Trainer:
         self.compiled = self.model
         if cfg.compile and self.device == "cuda":
             self.compiled = torch.compile(self.model)
+        if self.world.distributed:  # the same initial weights on every rank (same seed); gradients averaged
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.compiled = DistributedDataParallel(self.compiled)  # (the model has no buffers to broadcast)
+            torch.manual_seed(cfg.seed + self.world.rank)  # each rank its own dropout masks
+        self._agreed_stop = False  # distributed: a stop asked on any rank, as the last step's all-reduce saw it
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -300,10 +315,53 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             for split in ("train", "val"):
-                losses = [float(self._forward(*self.batch(split))[1]) for _ in range(self.cfg.eval_iters)]
+                losses = [float(self._forward(*self._rows(*self.batch(split)))[1]) for _ in range(self.cfg.eval_iters)]
                 out.append(sum(losses) / len(losses))
         self.model.train()
+        if self.world.distributed:  # each rank measured its rows of the same batches
+            out = self.world.all_mean(out)
         return out[0], out[1]
+
+    def _rows(self, x, y):
+        """This process's rows of a global batch (all of them in a run of one process)."""
+        if not self.world.distributed:
+            return x, y
+        lo, hi = self.world.shard(len(x))
+        return x[lo:hi], y[lo:hi]
+
+    def _train_step(self, x, y):
+        """One optimizer step on this process's rows of the global batch (x, y), in `accumulate`
+        micro-batches; returns the batch's mean loss as a tensor (the loop reads it after queueing the
+        next batch). In a distributed run DDP averages the gradients, and the loss returned is a float,
+        the mean over every rank, with `_agreed_stop` set when any rank was asked to stop."""
+        import contextlib
+
+        import torch
+
+        x, y = self._rows(x, y)
+        n = self.accumulate
+        micro = len(x) // n
+        total = None
+        for i in range(n):
+            # DDP averages gradients in the last micro-batch's backward only
+            last = i == n - 1
+            sync = self.compiled.no_sync() if self.world.distributed and not last else contextlib.nullcontext()
+            with sync:
+                _, loss = self._forward(*((x, y) if n == 1 else (x[i * micro:(i + 1) * micro],
+                                                                  y[i * micro:(i + 1) * micro])))
+                if i == 0:
+                    self.optimizer.zero_grad(set_to_none=True)
+                (loss if n == 1 else loss / n).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        mean = total if n == 1 else total / n
+        if not self.world.distributed:
+            return mean
+        mean, stops = self.world.all_mean([mean, float(self._stop.is_set())], self.device)
+        self._agreed_stop = stops > 0
+        return mean
 
     def sample(self, tokens: int | None = None, seed: int = 0) -> str:
         import torch
@@ -327,6 +385,8 @@ class Trainer:
         A run's first save keeps a checkpoint it did not write (an earlier run's) under a dated
         name beside it (`keep_previous`), so a new run never silently replaces a trained model."""
         path = path or self.checkpoint_path()
+        if not self.world.main:  # the other ranks hold the same weights: rank 0 alone writes
+            return path
         if path.resolve() not in self._written:
             self.kept_previous = keep_previous(path) or self.kept_previous
         save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -364,8 +424,6 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     def run(self):
         """Train until max_iters or stop(); yields a TrainEvent per step."""
-        import torch
-
         cfg = self.cfg
         tokens_per_step = cfg.batch_size * cfg.block_size
         flops_per_token = self.model.flops_per_token()
@@ -379,10 +437,11 @@ class Trainer:
                 self._parked.set()
                 self._running.wait()
                 self._parked.clear()
-            if self._stop.is_set():
+            if self._agreed_stop if self.world.distributed else self._stop.is_set():
                 path = self.save()
                 yield TrainEvent(self.step, cfg.max_iters, device=self.device, stopped="stopped",
-                                 checkpoint=str(path), elapsed=time.perf_counter() - t_start)
+                                 checkpoint=str(path), elapsed=time.perf_counter() - t_start,
+                                 world_size=self.world.size)
                 return
             step = self.step
             evaluate = step % cfg.eval_interval == 0 or step == cfg.max_iters
@@ -390,12 +449,12 @@ class Trainer:
             ev_train = ev_val = None
             if evaluate:
                 ev_train, ev_val = self.evaluate()
-            text = self.sample(seed=step) if sample else None
+            text = self.sample(seed=step) if sample and self.world.main else None
             if step >= cfg.max_iters:
                 path = self.save()
                 yield TrainEvent(step, cfg.max_iters, val_loss=ev_val, eval_train_loss=ev_train, device=self.device,
                                  sample=text, stopped="done", checkpoint=str(path),
-                                 elapsed=time.perf_counter() - t_start)
+                                 elapsed=time.perf_counter() - t_start, world_size=self.world.size)
                 return
             lr = _lr(cfg, step)
             for group in self.optimizer.param_groups:
@@ -403,19 +462,14 @@ class Trainer:
             t0 = time.perf_counter()
             x, y = prefetched if prefetched is not None else self.batch("train")
             prefetched = None
-            _, loss = self._forward(x, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            loss = self._train_step(x, y)
             if self.device == "cuda":  # gather the next batch on the CPU while the GPU finishes this step
                 prefetched = self.batch("train")
-            value = loss.detach().item()
+            value = float(loss)
             dt = time.perf_counter() - t0
             recent = (recent + [dt])[-20:]
             tps = tokens_per_step * len(recent) / sum(recent)
-            mfu = flops_per_token * tps / self.peak_flops if self.peak_flops else None
+            mfu = flops_per_token * tps / (self.peak_flops * self.world.size) if self.peak_flops else None
             elapsed = time.perf_counter() - t_start
             eta = (cfg.max_iters - step - 1) * sum(recent) / len(recent)
             self.step = step + 1
@@ -430,7 +484,7 @@ class Trainer:
             if not reason and cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
                 checkpoint = str(self.save())
             yield TrainEvent(step, cfg.max_iters, value, ev_val, ev_train, tps, mfu, lr, elapsed, eta, self.device,
-                             text, f"{reason}" if reason else "", checkpoint)
+                             text, f"{reason}" if reason else "", checkpoint, self.world.size)
             if reason:
                 return
 
