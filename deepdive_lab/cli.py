@@ -76,14 +76,15 @@ def train_command(args) -> int:
 
     from lab.errors import LabError
 
-    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
-        return launch_training(args)
-    from lab.distributed import World, note_checkpoint
     from lab.train import PRESETS, Trainer
 
     if args.preset not in PRESETS:
         print(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
         return 2
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        return launch_training(args)
+    from lab.distributed import World, note_checkpoint
+
     overrides = {k: v for k, v in {
         "data": args.data, "tokenizer": args.tokenizer, "max_iters": args.iters, "n_layer": args.layers,
         "n_head": args.heads, "n_embd": args.width, "block_size": args.context, "batch_size": args.batch,
@@ -149,8 +150,9 @@ def stop_on_signals(trainer) -> dict:
 
 def launch_training(args) -> int:
     """`train --nproc N` outside torchrun: start N ranks of this same command on this machine."""
-    from lab.distributed import launch
+    from lab.distributed import launch, split_batch
     from lab.errors import LabError
+    from lab.train import PRESETS
 
     argv, skip = [], False
     for word in args.argv:  # each rank gets the same command without --nproc (torchrun sets its place)
@@ -158,6 +160,8 @@ def launch_training(args) -> int:
             argv += [word] if word != "--nproc" else []
         skip = word == "--nproc"
     try:
+        if not args.resume:  # said at once, before any process starts (a resumed run's batch is in its file)
+            split_batch(args.batch or PRESETS[args.preset].batch_size, args.nproc, args.micro_batch or 0)
         launch(args.nproc, argv)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
