@@ -52,10 +52,12 @@ def readout(view: RunView) -> str:
             parts.append(f"loss {view.losses[-1]:.4f}")
         if view.val_losses:
             parts.append(f"val {view.val_losses[-1]:.4f} @ step {view.val_steps[-1]}")
-        if view.active:
-            parts += [f"{ev.tokens_per_sec:,.0f} tok/s",
+        if view.active:  # a distributed run's tokens/s are the whole run's, all processes together
+            parts += [f"{ev.tokens_per_sec:,.0f} tok/s{' global' if ev.world_size > 1 else ''}",
                       f"MFU {ev.mfu * 100:.1f}%" if ev.mfu is not None else "MFU n/a (CPU)", f"ETA {ev.eta:.0f}s"]
         parts.append(f"device {ev.device}")
+        if ev.world_size > 1:
+            parts.append(f"world size {ev.world_size}")
     hint = "s start · n next preset" if view.state == "idle" else ""
     return " · ".join(parts) + "\n" + (view.message or hint)
 
@@ -131,8 +133,10 @@ class TrainingScreen(Screen):
         spark = self.query_one("#train-tps", Sparkline)
         spark.data = list(view.tps[-240:])
         spark.display = bool(view.tps)  # before any run: nothing drawn (an empty sparkline draws a baseline)
+        world = view.last.world_size if view.last is not None else 1
         self.query_one("#train-tps-label", Static).update(
-            "tokens/s" if view.tps else "tokens/s (appears when training starts)")
+            ("tokens/s" if world == 1 else f"global tokens/s ({world} processes)") if view.tps
+            else "tokens/s (appears when training starts)")
         log = self.query_one("#train-samples", RichLog)
         for step, text in view.samples[self._samples_shown:]:
             log.write(Text(f"── step {step} ──", style="bold"))

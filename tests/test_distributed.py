@@ -180,3 +180,38 @@ def test_the_place_in_a_run_comes_from_torchrun_environment():
         World.from_env({"RANK": "4", "WORLD_SIZE": "4"})
     with pytest.raises(LabError, match="whole numbers"):
         World.from_env({"RANK": "x", "WORLD_SIZE": "2"})
+
+
+async def test_the_training_screen_shows_the_world_size_and_global_tokens_per_second():
+    """Fed the events of rank 0 of a 2-process run, the readout and the sparkline's label say so (80x24)."""
+    from lab.train import TrainEvent
+    from lab.training_run import TrainingRun
+    from tests.helpers import make_test_app, shown
+
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await pilot.pause()
+        run = TrainingRun("cpu-quick")
+        run._set(state="running")  # what its worker does once the trainer is built
+        for step in range(3):
+            run.record(TrainEvent(step, 400, train_loss=4.0 - step / 10, tokens_per_sec=52_000.0 + step, lr=1e-4,
+                                  eta=9.0, world_size=2))
+        app.training = run
+        await pilot.pause(0.6)  # the screen polls the run four times a second
+        text = shown(app.screen.query_one("#train-readout"))
+        assert "step 2/400" in text and "52,002 tok/s global" in text and "world size 2" in text
+        assert shown(app.screen.query_one("#train-tps-label")) == "global tokens/s (2 processes)"
+        run.record(TrainEvent(400, 400, val_loss=1.9, eval_train_loss=1.8, stopped="done", checkpoint="/x/ckpt.pt",
+                              world_size=2))
+        await pilot.pause(0.6)
+        text = shown(app.screen.query_one("#train-readout"))
+        assert "finished: 400 steps" in text and "world size 2" in text and "tok/s" not in text
+        single = TrainingRun("cpu-quick")
+        single._set(state="running")
+        single.record(TrainEvent(0, 400, train_loss=4.0, tokens_per_sec=9_000.0))
+        app.training = single
+        await pilot.pause(0.6)
+        text = shown(app.screen.query_one("#train-readout"))
+        assert "9,000 tok/s ·" in text and "global" not in text and "world size" not in text
+        assert shown(app.screen.query_one("#train-tps-label")) == "tokens/s"
