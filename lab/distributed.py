@@ -177,9 +177,10 @@ def launch(nproc: int, argv: list[str]) -> None:
         raise LabError(f"--nproc {nproc}: a run needs at least one process.")
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     # The agent's own log lines (rendezvous, the failure block with its traceback) would repeat what the
-    # message below says; its errors still reach us as exceptions.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
-    logging.getLogger("torch.distributed.run").setLevel(logging.CRITICAL)
+    # message below says; its errors still reach us as exceptions. (Each of its loggers has its own level.)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     args = parse_args(["--standalone", "--nproc-per-node", str(nproc), "--module", "deepdive_lab", *argv])
     notes = tempfile.TemporaryDirectory(prefix="deepdive-run-")
     note = os.path.join(notes.name, "checkpoint")
@@ -202,6 +203,8 @@ def launch(nproc: int, argv: list[str]) -> None:
                         + "; the other ranks were stopped.", kept) from None
     except SignalException:
         raise KeyboardInterrupt from None
+    except (RuntimeError, ValueError, OSError) as exc:  # the agent could not start or meet its processes
+        raise LabError(f"torchrun could not run {nproc} processes here: {exc.__class__.__name__}: {exc}") from None
     finally:
         os.environ.pop(NOTE_ENV, None)
         notes.cleanup()

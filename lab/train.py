@@ -347,8 +347,7 @@ class Trainer:
             last = i == n - 1
             sync = self.compiled.no_sync() if self.world.distributed and not last else contextlib.nullcontext()
             with sync:
-                _, loss = self._forward(*((x, y) if n == 1 else (x[i * micro:(i + 1) * micro],
-                                                                  y[i * micro:(i + 1) * micro])))
+                _, loss = self._forward(x[i * micro:(i + 1) * micro], y[i * micro:(i + 1) * micro])
                 if i == 0:
                     self.optimizer.zero_grad(set_to_none=True)
                 (loss if n == 1 else loss / n).backward()

@@ -120,32 +120,54 @@ def test_a_checkpoint_of_two_ranks_resumes_in_one_process_and_one_of_one_in_two(
     assert max_weight_difference(saved["model"], reference) <= WEIGHT_TOL
 
 
-def test_a_rank_killed_mid_run_stops_the_run_with_its_name_and_the_checkpoint_intact(tmp_path):
-    import psutil  # comes with accelerate, a dependency
+class LongRun:
+    """`deepdive-lab train --nproc 2` of 2,000 steps, read as it goes; killed with its ranks on exit."""
 
+    def __init__(self, out: Path, *flags: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "deepdive_lab", "--device", "cpu", "train", "--preset",
+                                      "cpu-quick", "--iters", "2000", "--eval-interval", "1000", "--sample-interval",
+                                      "0", "--out", str(out), "--nproc", "2", *flags],
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.seen: list[str] = []
+
+    def __enter__(self) -> "LongRun":
+        return self
+
+    def until_step(self, step: int) -> None:
+        for line in self.proc.stdout:  # rank 0's events, as they happen
+            self.seen.append(line)
+            if line.startswith(f"step {step}/"):
+                return
+        raise AssertionError(f"the run ended before step {step}: " + "".join(self.seen[-5:]))
+
+    def ranks(self) -> dict:
+        import psutil  # comes with accelerate, a dependency
+
+        return {p.environ()["RANK"]: p for p in psutil.Process(self.proc.pid).children(recursive=True)
+                if "RANK" in p.environ()}
+
+    def finish(self) -> tuple[str, str]:
+        """(all of stdout, stderr) once the launcher has exited."""
+        rest, err = self.proc.communicate(timeout=HANG_GUARD_S)
+        return "".join(self.seen) + rest, err
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            for child in self.ranks().values():
+                child.kill()
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def test_a_rank_killed_mid_run_stops_the_run_with_its_name_and_the_checkpoint_intact(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "deepdive_lab", "--device", "cpu", "train", "--preset", "cpu-quick",
-                             "--iters", "2000", "--eval-interval", "1000", "--sample-interval", "0",
-                             "--checkpoint-interval", "4", "--out", str(out), "--nproc", "2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        seen = []
-        for line in proc.stdout:  # rank 0's events, as they happen
-            seen.append(line)
-            if line.startswith("step 9/"):  # past the checkpoints after steps 4 and 8
-                break
-        ranks = {p.environ().get("RANK"): p for p in psutil.Process(proc.pid).children(recursive=True)
-                 if "RANK" in p.environ()}
+    with LongRun(out, "--checkpoint-interval", "4") as run:
+        run.until_step(9)  # past the checkpoints after steps 4 and 8
+        ranks = run.ranks()
         assert set(ranks) == {"0", "1"}, ranks
         ranks["1"].send_signal(signal.SIGKILL)
-        rest, err = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        if proc.poll() is None:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.communicate()
-    stdout = "".join(seen) + rest
+        stdout, err = run.finish()
+    proc = run.proc
     assert proc.returncode == 1
     assert "rank 1 was killed by SIGKILL" in err and "the run of 2 processes stopped" in err
     assert "Traceback" not in err
@@ -158,6 +180,20 @@ def test_a_rank_killed_mid_run_stops_the_run_with_its_name_and_the_checkpoint_in
     assert saved["step"] == steps and not list(out.glob("*.tmp*"))
     resumed = Trainer.resume_from(path, max_iters=steps + 1, out_dir=str(tmp_path / "again"))
     assert list(resumed.run())[-1].stopped == "done"
+
+
+def test_ctrl_c_stops_every_rank_at_a_step_and_rank_0_writes_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    with LongRun(out) as run:
+        run.until_step(5)
+        run.proc.send_signal(signal.SIGINT)  # what Ctrl+C sends the launcher; torchrun passes it on
+        stdout, err = run.finish()
+    assert run.proc.returncode == 130 and "interrupted: every rank was asked to stop" in err
+    stopped = re.search(r"^step (\d+)/2000 .*\ncheckpoint (\S+)\nstopped: stopped$", stdout, re.M)
+    assert stopped, stdout[-500:]
+    assert Path(stopped.group(2)) == out / "ckpt.pt"
+    assert load_checkpoint(out / "ckpt.pt")["step"] == int(stopped.group(1)) >= 6
+    assert "Traceback" not in err and not list(out.glob("*.tmp*"))
 
 
 def test_the_global_batch_must_split_evenly_and_is_said_before_any_process_starts():
