@@ -3,8 +3,8 @@
     world = World.from_env()              # RANK, WORLD_SIZE, LOCAL_RANK as torchrun sets them (1 process without)
     world.init("cpu")                     # gloo on CPUs, NCCL on CUDA GPUs (one GPU per local rank)
     world.shard(12)                       # this rank's rows of a global batch: rank 1 of 2 -> (6, 12)
-    world.all_mean([loss, stop])          # the mean over every rank (a stop asked on one rank reaches all)
-    code = launch(2, ["train", "--preset", "cpu-quick"])   # torchrun --standalone on this machine
+    world.all_mean([loss, stop], "cpu")   # the mean over every rank (a stop asked on one rank reaches all)
+    launch(2, ["train", "--preset", "cpu-quick"])   # torchrun --standalone here; RunFailed names a dead rank
 
 How the trainer (lab.train) uses it: every rank draws the same global batch from the same seeded
 generator and keeps its own contiguous rows, so the ranks' rows together are the batch one process
@@ -87,8 +87,9 @@ class World:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device == "cuda" else "gloo")
 
-    def all_mean(self, values, device: str = "cpu") -> list[float]:
-        """The mean of each value over every rank (float64; one collective call for the whole list)."""
+    def all_mean(self, values, device: str) -> list[float]:
+        """The mean of each value over every rank (float64 on `device`, since NCCL reduces GPU tensors only;
+        one collective call for the whole list)."""
         import torch
         import torch.distributed as dist
 

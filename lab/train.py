@@ -319,7 +319,7 @@ class Trainer:
                 out.append(sum(losses) / len(losses))
         self.model.train()
         if self.world.distributed:  # each rank measured its rows of the same batches
-            out = self.world.all_mean(out)
+            out = self.world.all_mean(out, self.device)  # (NCCL reduces tensors on the GPU only)
         return out[0], out[1]
 
     def _rows(self, x, y):
