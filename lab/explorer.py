@@ -10,6 +10,10 @@ While the user looks at the bars, `prefetch` can compute the states one key away
 the next sample will draw, candidates 1-9) in a background thread, so a pick usually shows
 its bars without waiting for the model. A step that asks for a state being prefetched waits
 for that computation instead of starting a second one.
+
+Every state is the backend's canonical one for (path, prompt length): the prompt evaluated
+whole, each token after it alone, as a stream would. So the bars shown for a path do not
+depend on the order in which it was reached (picked, prefetched, undone and redone).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Explorer:
         self._ahead: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states one key away
         self._lock = threading.Lock()  # guards both caches and the in-flight table
         self._inflight: dict[tuple[int, ...], threading.Event] = {}
+        self._prompt_len = 0  # states are computed with this many leading ids as the prompt
 
     # ---- the path -------------------------------------------------------------------
     @property
@@ -63,8 +68,10 @@ class Explorer:
             raise LabError("the prompt is empty: type something for the model to continue.")
         self.history = [PathStep(ids, "prompt")]
         self.position = 0
-        with self._lock:
+        with self._lock:  # states of another prompt were computed with another prompt length
             self._ahead.clear()
+            self._cache.clear()
+            self._prompt_len = len(ids)
         self.logits()
         return ids
 
@@ -118,16 +125,19 @@ class Explorer:
                 mine = event is None
                 if mine:
                     event = self._inflight[key] = threading.Event()
+                prompt_len = self._prompt_len
             if not mine:
                 event.wait()  # another thread is computing exactly this state
                 continue
             try:
-                found = self.backend.logits(list(key))
+                found = self.backend.logits(list(key), prompt_len=min(prompt_len, len(key)))
             finally:
                 with self._lock:
                     del self._inflight[key]
                 event.set()
             with self._lock:
+                if prompt_len != self._prompt_len:
+                    return found  # the prompt changed meanwhile: not a state of this path
                 if ahead:
                     self.prefetch_calls += 1
                     self._store(self._ahead, key, found, 16)
