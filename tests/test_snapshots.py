@@ -153,3 +153,30 @@ MODEL_FLOWS = {  # test id -> (run_before, terminal size)
 def test_model_screen_snapshot(snap_compare, name):
     run_before, size = MODEL_FLOWS[name]
     assert snap_compare(make_test_app(session=replay_session()), run_before=run_before, terminal_size=size)
+
+
+@pytest.mark.parametrize("role,model", [("chat", "smol"), ("base", "gemma")])
+def test_the_recording_is_the_real_models(request, role, model):
+    """The replay is honest: its tokens, pieces and distributions are the real model's, computed
+    again now (same top token up to a near-tie, probabilities within 0.02)."""
+    import numpy as np
+
+    from lab.sampling import log_softmax
+
+    real = request.getfixturevalue(model)
+    replay = ReplayBackend.load(REPLAY_DIR / f"{role}.json")
+    assert (replay.info.name, replay.info.vocab_size) == (real.info.name, real.info.vocab_size)
+    texts, pieces, states = replay.recorded()
+    for text, add, special in texts:
+        assert replay.tokenize(text, add, special) == real.tokenize(text, add, special)
+    assert [replay.token_bytes(i) for i in pieces] == [real.token_bytes(i) for i in pieces]
+    assert replay.eos_ids == real.eos_ids
+    prompts = [s for s in states if s[0] == len(s[1])]
+    checked = prompts + states[::max(1, len(states) // 12)]  # every prompt, and a spread of later states
+    for prompt_len, ids in checked:
+        want = np.exp(log_softmax(real.logits(list(ids), prompt_len=prompt_len)))
+        got = np.exp(log_softmax(replay.logits(list(ids), prompt_len=prompt_len)))
+        top = int(np.argmax(got))
+        assert top == int(np.argmax(want)) or want.max() - want[top] < 0.02
+        for i in np.argsort(-got)[:5]:
+            assert got[i] == pytest.approx(want[i], abs=0.02)

@@ -77,6 +77,10 @@ class ReplayBackend(Backend):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LabError(f"{path} is not a replay recording ({exc.__class__.__name__}: {exc}).") from exc
 
+    def recorded(self) -> tuple[list[tuple[str, bool, bool]], list[int], list[tuple[int, tuple[int, ...]]]]:
+        """What the recording holds: (tokenize arguments, token ids with pieces, (prompt_len, ids) states)."""
+        return list(self._tokenized), sorted(self._pieces), list(self._states)
+
     def _missing(self, what: str) -> LabError:
         return LabError(f"{what} was not recorded in {Path(self._source).name or 'this replay'}; "
                         "run scripts/record_replay.py again.")
