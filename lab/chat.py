@@ -15,7 +15,7 @@ from functools import lru_cache
 from lab.errors import LabError
 from lab.types import ChatMessage
 
-ROLES = ("system", "user", "assistant")
+MESSAGE_ROLES = ("system", "user", "assistant")
 
 
 @lru_cache(maxsize=16)
@@ -41,8 +41,8 @@ def render_template(template: str, messages: Sequence[ChatMessage], add_generati
     from jinja2 import TemplateError
 
     for m in messages:
-        if m.role not in ROLES:
-            raise LabError(f"unknown chat role {m.role!r}; use one of {', '.join(ROLES)}.")
+        if m.role not in MESSAGE_ROLES:
+            raise LabError(f"unknown chat role {m.role!r}; use one of {', '.join(MESSAGE_ROLES)}.")
     try:
         return _compile(template).render(
             messages=[{"role": m.role, "content": m.content} for m in messages],

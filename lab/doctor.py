@@ -51,6 +51,10 @@ def report(assemble: bool = True) -> list[str]:
         lines.append(f"devices       {', '.join(devices)}")
     except Exception as exc:  # torch missing or broken: report, do not fail
         lines.append(f"torch         unavailable ({exc.__class__.__name__}: {exc})")
+    from lab.config import config_path
+
+    where = config_path()
+    lines.append(f"config        {where} ({'found' if where.exists() else 'none: defaults in use'})")
     lines.append("")
     lines.append("models")
     if assemble:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 from lab.errors import LabError
 
-ROLES = ("chat", "base")
+MODEL_ROLES = ("chat", "base")  # the two models a session holds
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Session:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._lock = threading.Lock()
-        self._role_locks = {role: threading.Lock() for role in ROLES}
+        self._role_locks = {role: threading.Lock() for role in MODEL_ROLES}
         self._backends: dict[str, object] = {}
         self._errors: dict[str, LabError] = {}
 
@@ -54,6 +54,20 @@ class Session:
         if err is not None:
             return f"the {role} model failed to load: {err.message}"
         return f"the {role} model ({self.model_name(role)}) is loading…"
+
+    def use(self, role: str, name: str) -> None:
+        """Let model `name` play `role` from now on; call `load(role)` next."""
+        with self._role_locks[role]:
+            with self._lock:
+                old = self._backends.pop(role, None)
+                self._errors.pop(role, None)
+                if role == "chat":
+                    self.settings.chat_model = name
+                else:
+                    self.settings.base_model = name
+        # The old backend is not closed here: a stream may still hold it. It is freed when the
+        # last reference goes (llama.cpp and torch free their memory then).
+        del old
 
     def load(self, role: str):
         """Load (once) and return the backend for `role`. Blocks: call from a worker thread.

@@ -8,47 +8,54 @@ Answers are cached per model, prompt, seed and settings, so a rerun in a talk re
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.content import Content
 from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lab.errors import LabError
 from lab.failures import CARD_BY_KEY, CARDS, AnswerCache, Experiment, make_prompt, word_tokens
+from lab.runs import RunHandle
 from lab.sampling import SamplingSettings
-from screens.forms import number_in
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
-from screens.widgets.key_bar import KeyBar
 from screens.widgets.card_info import CardInfo
+from screens.widgets.key_bar import KeyBar
+from screens.widgets.number_field import NumberField
 from screens.widgets.result_view import ResultView
 
 MAX_VARIANTS = 2
 
 
+@dataclass
 class AnswerUpdate(Message):
     """A new state of one answer, from the worker thread."""
 
-    def __init__(self, run: int, variant: int, index: int, answer) -> None:
-        super().__init__()
-        self.run, self.variant, self.index, self.answer = run, variant, index, answer
+    run: int
+    variant: int
+    index: int
+    answer: object  # lab.failures.Answer
 
 
+@dataclass
 class RunDone(Message):
-    def __init__(self, run: int, error: str = "") -> None:
-        super().__init__()
-        self.run, self.error = run, error
+    run: int
+    error: str = ""
 
 
 class FailuresScreen(Screen):
     """Demo cards: question, code-computed truth, tokens vs letters, real answers, pass rates."""
 
     area_title = "Failures"
+    COMMANDS = {ScreenCommands}
 
     BINDINGS = [
         Binding("ctrl+g", "run", "Run", id="failures.run", tooltip="Sample the model N times per variant"),
@@ -62,9 +69,7 @@ class FailuresScreen(Screen):
         super().__init__(**kwargs)
         self.card = CARDS[0]
         self.role = "chat"
-        self.run_id = 0
-        self.cancel = threading.Event()
-        self.running = False
+        self.runs = RunHandle()
         self.experiment: Experiment | None = None
 
     def compose(self) -> ComposeResult:
@@ -82,9 +87,11 @@ class FailuresScreen(Screen):
                                 box.styles.width = f.width
                                 yield box
                 with Horizontal(id="fl-controls"):
-                    for name, value in (("samples", "10"), ("seed", "1"), ("temperature", "0.7")):
-                        yield Label(name)
-                        yield Input(value, id=f"fl-{name}", compact=True, classes="fl-number")
+                    for name, label, value, kind, lo, hi in (("samples", "samples", "10", int, 1, 100),
+                                                             ("seed", "seed", "1", int, 0, 2**31),
+                                                             ("temperature", "temp", "0.7", float, 0.0, 5.0)):
+                        yield Label(label)
+                        yield NumberField(value, kind=kind, lo=lo, hi=hi, id=f"fl-{name}", classes="fl-number")
                     yield Static(id="fl-model")
                 yield CardInfo(id="fl-info")
                 with Horizontal(id="fl-results"):
@@ -121,7 +128,6 @@ class FailuresScreen(Screen):
         if cards.highlighted != index:
             with cards.prevent(OptionList.OptionHighlighted):  # not a second show_card from our own move
                 cards.highlighted = index
-        self.query_one("#fl-blurb", Static).update(f"[b]{self.card.title}[/b]  [dim]{self.card.blurb}[/dim]")
         self.refresh_card(reset=True)
 
     def values(self) -> dict[str, str]:
@@ -130,11 +136,14 @@ class FailuresScreen(Screen):
     def refresh_card(self, reset: bool = False) -> None:
         """Rebuild the experiment from the typed values: question, truth and the model's tokens."""
         info = self.query_one("#fl-info", CardInfo)
-        backend = self.app.session.loaded(self.role)
-        err = self.app.session.error(self.role)
-        name = self.app.session.model_name(self.role)
-        state = "ready" if backend else (f"failed to load: {err.message}" if err else "loading…")
-        self.query_one("#fl-model", Static).update(f"[dim]model[/dim] {name} ({self.role}) [dim]{state}[/dim]")
+        session = self.app.session
+        backend = session.loaded(self.role)
+        status = session.role_status(self.role)
+        self.query_one("#fl-blurb", Static).update(
+            Content.assemble((self.card.title, "bold"), "  ", (self.card.blurb_for(self.values()), "dim")))
+        state = "ready" if backend else ("failed to load" if session.error(self.role) else "loading…")
+        self.query_one("#fl-model", Static).update(
+            Content.assemble(("model ", "dim"), f"{session.model_name(self.role)} ({self.role}) ", (state, "dim")))
         try:
             self.experiment = self.card.experiment(self.values())
         except LabError as exc:
@@ -150,8 +159,8 @@ class FailuresScreen(Screen):
                 tokens = {w: word_tokens(backend, prompt, w) for w in self.experiment.words}
             except LabError as exc:
                 note = str(exc)
-        elif err is not None:
-            note = f"the {self.role} model failed to load: {err.message}"
+        elif session.error(self.role) is not None:
+            note = status
         info.show(self.experiment, tokens, model_note=note)
         if reset:
             self._reset_results()
@@ -163,20 +172,21 @@ class FailuresScreen(Screen):
             view.display = v is not None or k == 0
             view.reset(v, 0, "Press Ctrl+G (or Enter in a box) to ask the model." if v else "")
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id and event.input.id.startswith(f"fl-{self.card.key}-"):
-            self.action_cancel()
-            self.refresh_card(reset=True)
+    @on(Input.Changed, ".fl-field-row Input")
+    def _card_value_changed(self) -> None:
+        self.action_cancel()
+        self.refresh_card(reset=True)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
         self.action_run()
 
     # ---- settings ------------------------------------------------------------------------------
-    def _number(self, name: str, kind, default, lo, hi):
-        return number_in(self.query_one(f"#fl-{name}", Input), kind, default, lo, hi)
+    def number(self, name: str):
+        return self.query_one(f"#fl-{name}", NumberField).number
 
     def settings(self) -> SamplingSettings:
-        return SamplingSettings(temperature=self._number("temperature", float, 0.7, 0.0, 5.0), top_p=0.95)
+        return SamplingSettings(temperature=self.number("temperature"), top_p=0.95)
 
     def cache(self) -> AnswerCache:
         folder = getattr(self.app, "failures_dir", None)
@@ -194,8 +204,7 @@ class FailuresScreen(Screen):
 
     # ---- running ----------------------------------------------------------------------------------
     def action_reroll(self) -> None:
-        n = self._number("samples", int, 10, 1, 100)
-        self.query_one("#fl-seed", Input).value = str(self._number("seed", int, 1, 0, 2**31) + n)
+        self.query_one("#fl-seed", Input).value = str(self.number("seed") + self.number("samples"))
         self.action_run()
 
     def action_run(self, use_cache: bool = True) -> None:
@@ -207,12 +216,10 @@ class FailuresScreen(Screen):
         backend = self.app.session.loaded(self.role)
         views = list(self.query(ResultView))
         if backend is None:
-            err = self.app.session.error(self.role)
-            views[0].reset(experiment.variants[0], 0, f"The {self.role} model failed to load: {err.message}" if err
-                           else f"The {self.role} model is still loading; try again in a moment.")
+            views[0].reset(experiment.variants[0], 0, self.app.session.role_status(self.role).capitalize()
+                           + " Try again in a moment." * (self.app.session.error(self.role) is None))
             return
-        n = self._number("samples", int, 10, 1, 100)
-        seed = self._number("seed", int, 1, 0, 2**31)
+        n, seed = self.number("samples"), self.number("seed")
         settings = self.settings()
         try:
             prompts = [make_prompt(backend, v, self.role) for v in experiment.variants]
@@ -221,12 +228,9 @@ class FailuresScreen(Screen):
             return
         for k, v in enumerate(experiment.variants):
             views[k].reset(v, n)
-        self.run_id += 1
-        self.cancel = threading.Event()
-        self.running = True
-        run, cancel, cache = self.run_id, self.cancel, self.cache()
-        self.run_worker(lambda: self._sample(backend, experiment, prompts, settings, n, seed, run, cancel, cache,
-                                             use_cache),
+        run, cache = self.runs.start(), self.cache()
+        self.run_worker(lambda: self._sample(backend, experiment, prompts, settings, n, seed, run.id, run.cancel,
+                                             cache, use_cache),
                         name="failures", group="failures", thread=True, exclusive=True, exit_on_error=False)
 
     def _sample(self, backend, experiment, prompts, settings, n, seed, run, cancel, cache, use_cache) -> None:
@@ -245,25 +249,26 @@ class FailuresScreen(Screen):
         self.post_message(RunDone(run))
 
     def on_answer_update(self, message: AnswerUpdate) -> None:
-        if message.run != self.run_id:
+        if not self.runs.is_current(message.run):
             return
         view = self.query_one(f"#fl-result-{message.variant}", ResultView)
+        if not message.answer.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         if message.index < len(view.answers):
             view.answers[message.index] = message.answer
             view.redraw()
 
     def on_run_done(self, message: RunDone) -> None:
-        if message.run != self.run_id:
+        if not self.runs.is_current(message.run):
             return
-        self.running = False
+        self.runs.stop()
         if message.error:
             view = self.query_one("#fl-result-0", ResultView)
             view.message = f"the run stopped: {message.error}"
             view.redraw()
 
     def action_cancel(self) -> None:
-        self.cancel.set()
-        self.running = False
+        self.runs.stop()
 
     def action_run_fresh(self) -> None:
         self.action_run(use_cache=False)
@@ -272,7 +277,91 @@ class FailuresScreen(Screen):
         self.cache().clear()
         self.notify("Cached answers cleared.", timeout=3)
 
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["failures"]); "run" samples."""
+        self.action_cancel()
+        if "card" in fields:
+            self.show_card(fields["card"])
+        if "role" in fields:
+            self.role = fields["role"]
+        with self.prevent(Input.Changed):  # one refresh below, not one per box
+            for key, value in fields.get("values", {}).items():
+                self.query_one(f"#fl-{self.card.key}-{key}", Input).value = str(value)
+            for key in ("samples", "seed", "temperature"):
+                if key in fields:
+                    self.query_one(f"#fl-{key}", NumberField).value = str(fields[key])
+        self.refresh_card(reset=True)
+        if fields.get("run"):
+            self.action_run()
+
+    # ---- saving, opening, exporting ------------------------------------------------------
+    def state(self) -> dict:
+        """The card, its values, the settings and every answer shown."""
+        from dataclasses import asdict
+
+        fields = {"card": self.card.key, "values": self.values(), "role": self.role,
+                  **{key: self.number(key) for key in ("samples", "seed", "temperature")}}
+        answers = [[asdict(a) if a is not None else None for a in view.answers] for view in self.query(ResultView)]
+        return {"fields": fields, "answers": answers}
+
+    def restore_state(self, state: dict) -> None:
+        from lab.failures import Answer
+
+        self.apply_step(dict(state["fields"], run=False))
+        for view, rows in zip(self.query(ResultView), state.get("answers", [])):
+            if view.variant is not None:
+                view.answers = [Answer(**row) if row is not None else None for row in rows]
+                view.message = ""
+                view.redraw()
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        from lab.failures import Answer
+
+        fields = state["fields"]
+        if fields["card"] not in CARD_BY_KEY or not isinstance(fields["values"], dict):
+            raise ValueError("card")
+        for rows in state.get("answers", []):
+            for row in rows:
+                if row is not None:
+                    Answer(**row)
+
+    def export(self, kind: str) -> str:
+        """The card's question, truth and every scored answer, as Markdown or JSON text."""
+        from lab.failures import score
+
+        e = self.experiment
+        variants = []
+        for view in self.query(ResultView):
+            if view.variant is None:
+                continue
+            done = [a for a in view.answers if a is not None and a.done]
+            passed, scored = view.shown_rate()
+            variants.append({"variant": view.variant.name, "checker": view.variant.checker.description,
+                             "passed": passed, "scored": scored,
+                             "answers": [{"seed": a.seed, "text": a.text, "stop": a.stop,
+                                          "passed": score(view.variant, a).passed, "got": score(view.variant, a).got}
+                                         for a in done]})
+        data = {"card": self.card.title, "model": self.app.session.model_name(self.role), "role": self.role,
+                "question": e.question if e else "", "truth": e.truth if e else "", "computed": e.truth_how if e else "",
+                "variants": variants}
+        if kind == "json":
+            import json
+
+            return json.dumps(data, ensure_ascii=False, indent=1)
+        lines = [f"# {data['card']}: {data['question']}", "", f"Truth: **{data['truth']}** (`{data['computed']}`)",
+                 f"Model: {data['model']} ({data['role']})", ""]
+        for v in variants:
+            lines += [f"## {v['variant']}: pass {v['passed']}/{v['scored']}", "", f"Checker: {v['checker']}", ""]
+            for a in v["answers"]:
+                lines.append(f"- {'✓' if a['passed'] else '✗'} seed {a['seed']} (got {a['got']}): "
+                             + a["text"].replace("\n", " ⏎ "))
+            lines.append("")
+        return "\n".join(lines)
+
     def palette_commands(self):
+        yield "failures: export answers as Markdown", lambda: self.app.export_screen("md"), "Save this card's answers"
+        yield "failures: export answers as JSON", lambda: self.app.export_screen("json"), "Save this card's answers"
         yield "failures: run", self.action_run, "Sample the model N times per variant"
         yield "failures: re-roll", self.action_reroll, "Run again with the next N seeds"
         yield "failures: run without the cache", self.action_run_fresh, "Sample again even where answers are cached"

@@ -4,7 +4,7 @@ import threading
 
 from textual.widgets import Checkbox, Input
 
-from lab.basechat import FEW_SHOT_STOP, few_shot
+from lab.prompts import FEW_SHOT_STOP, few_shot
 from lab.sampling import SamplingSettings
 from lab.types import ChatMessage
 from tests.helpers import make_test_app, settle, shown

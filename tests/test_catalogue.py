@@ -92,7 +92,7 @@ def test_hf_folder_loads_through_transformers(smol_hf):
 
 def test_cli_doctor_lists_both_defaults_offline():
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-m", "lab.cli", "doctor"], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-m", "deepdive_lab", "doctor"], capture_output=True, text=True, env=env,
                          timeout=300, check=True).stdout
     assert "smollm2-135m-instruct" in out and "[chat default]" in out
     assert "gemma-3-270m" in out and "[base default]" in out
@@ -101,10 +101,10 @@ def test_cli_doctor_lists_both_defaults_offline():
 
 
 def test_cli_models_and_flags():
-    out = subprocess.run([sys.executable, "-m", "lab.cli", "models"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "deepdive_lab", "models"], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert out.count("default]") == 2
-    from lab.cli import build_parser
+    from deepdive_lab.cli import build_parser
 
     args = build_parser().parse_args(["--model", "x.gguf", "--device", "cpu"])
     assert args.model == "x.gguf" and args.device == "cpu"

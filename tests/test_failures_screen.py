@@ -85,7 +85,8 @@ async def test_pass_rate_on_screen_is_the_checker_applied_to_the_answers_shown()
         m = re.search(r"pass (\d+)/(\d+)", screen_text)
         assert m and (int(m.group(1)), int(m.group(2))) == (expected, 3)
         assert screen_text.count("✓") == expected and screen_text.count("✗") == 3 - expected
-        assert "checker: first number in the answer == 3" in screen_text
+        assert f"checker: {variant.checker.description}" in screen_text
+        assert 'number after "answer is" / "Answer:", else the first number == 3' in screen_text
         # the answers are the model's: seed 1 through the engine gives the same text
         backend = app.session.loaded("chat")
         prompt = make_prompt(backend, variant, "chat")
@@ -110,7 +111,7 @@ async def test_side_by_side_variants_each_get_a_pass_rate():
         while s.card.key != "arithmetic":
             await pilot.press("ctrl+l")
         await pilot.pause()
-        assert "truth     3" in info_text(s)
+        assert "truth     5" in info_text(s)  # (19 - 2*2) / 3: not a number of the question
         await pilot.press("ctrl+g")
         await settle(app, pilot)
         first, working = s.query_one("#fl-result-0", ResultView), s.query_one("#fl-result-1", ResultView)
@@ -150,11 +151,12 @@ async def test_escape_cancels_and_a_failed_model_leaves_the_screen_usable(tmp_pa
         await pilot.press("ctrl+n")  # the base model still works
         await settle(app, pilot)
         await pilot.press("ctrl+g")
-        await pilot.pause(0.3)
+        view = s.query_one("#fl-result-0", ResultView)
+        while not any(view.answers):  # the first answer is streaming: 9 are still to come
+            await pilot.pause(0.02)
         await pilot.press("escape")
         await settle(app, pilot)
-        view = s.query_one("#fl-result-0", ResultView)
-        assert any(a is not None and a.stop == "cancelled" for a in view.answers)
+        assert any(a is not None and a.stop == "cancelled" for a in view.answers), [(a.stop, a.text[:20]) if a else None for a in view.answers]
         assert not [w for w in app.workers if w.group == "failures" and w.is_running]
         assert app.is_running and app._exception is None
 

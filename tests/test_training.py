@@ -106,7 +106,7 @@ def test_cli_train_prints_events(tmp_path):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "lab.cli", "train", "--preset", "cpu-quick", "--iters", "20",
+    out = subprocess.run([sys.executable, "-m", "deepdive_lab", "train", "--preset", "cpu-quick", "--iters", "20",
                           "--eval-interval", "10", "--out", str(tmp_path)], capture_output=True, text=True,
                          timeout=300, check=True).stdout
     assert "step 10/20" in out and "val " in out and "stopped: done" in out

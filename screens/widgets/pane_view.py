@@ -26,6 +26,7 @@ class Sample:
     events: list[TokenEvent] = field(default_factory=list)
     stop_reason: str = ""
     seconds: float = 0.0
+    cached: bool = False  # replayed from the sample cache
 
     @property
     def text(self) -> str:
@@ -171,7 +172,7 @@ class PaneView(VerticalScroll, can_focus=True):
     def _sample_parts(self, si: int, sample: Sample, st) -> list:
         dim = st("dim")
         high, mid, low, cur = st("high"), st("mid"), st("low"), st("cursor")
-        speed = (f" · {len(sample.events) / sample.seconds:.1f} tok/s"
+        speed = (" · cached" if sample.cached else f" · {len(sample.events) / sample.seconds:.1f} tok/s"
                  if self.show_speed and sample.seconds > 0 else "")
         parts: list = [(f"seed {sample.seed} · {len(sample.events)} tokens{speed}"
                         f"{' · ' + sample.stop_reason if sample.stop_reason else ' · generating…'}\n", dim)]

@@ -1,7 +1,13 @@
-"""One variant of a failure demo: its pass rate, the checker, and every sampled answer."""
+"""One variant of a failure demo: its pass rate, the checker, and every sampled answer.
+
+A scrolling pane (keys and wheel): the pass rate and the checker stay at the top, the
+answers scroll under them.
+"""
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
@@ -10,13 +16,15 @@ from lab.failures import Answer, Variant, pass_rate, score
 PROGRAM_LINES = 14  # a longer program is cut on screen (it still runs whole)
 
 
-class ResultView(Static, can_focus=True):
+class ResultView(VerticalScroll, can_focus=True):
     """Pass rate over N seeded answers with the checker that scored them, answers streamed in."""
 
     COMPONENT_CLASSES = {"result-view--pass", "result-view--fail", "result-view--dim", "result-view--code",
                          "result-view--title"}
     DEFAULT_CSS = """
-    ResultView { width: 1fr; height: 1fr; padding: 0 1; overflow-y: auto; border: round $panel; }
+    ResultView { width: 1fr; height: 1fr; padding: 0 1; border: round $panel; scrollbar-size-vertical: 1; }
+    ResultView > .result-head { dock: top; height: auto; }
+    ResultView > .result-body { height: auto; }
     ResultView:focus { border: round $accent; }
     ResultView > .result-view--pass { color: $success; text-style: bold; }
     ResultView > .result-view--fail { color: $error; text-style: bold; }
@@ -30,6 +38,13 @@ class ResultView(Static, can_focus=True):
         self.variant: Variant | None = None
         self.answers: list[Answer | None] = []
         self.message = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="result-head")
+        yield Static(classes="result-body")
+
+    def on_mount(self) -> None:
+        self.redraw()
 
     def reset(self, variant: Variant | None, n: int = 0, message: str = "") -> None:
         self.variant = variant
@@ -48,8 +63,10 @@ class ResultView(Static, can_focus=True):
         st = lambda name: self.get_visual_style(f"result-view--{name}")  # noqa: E731
         dim, ok, bad, code = st("dim"), st("pass"), st("fail"), st("code")
         v = self.variant
+        head, body = self.query_one(".result-head", Static), self.query_one(".result-body", Static)
         if v is None:
-            self.update(Content(self.message), layout=False)
+            head.update(Content(self.message))
+            body.update("")
             return
         passed, scored = self.shown_rate()
         pending = len(self.answers) - scored
@@ -60,9 +77,11 @@ class ResultView(Static, can_focus=True):
                        (rate, (ok if passed * 2 >= scored else bad) if scored else dim)]
         if pending:
             parts.append((f"  ·  {pending} to go", dim))
-        parts += ["\n", ("checker: " + v.checker.description, dim), "\n"]
+        parts += ["\n", ("checker: " + v.checker.description, dim)]
         if self.message:
-            parts += ["\n", self.message, "\n"]
+            parts += ["\n", self.message]
+        head.update(Content.assemble(*parts, strip_control_codes=True))
+        parts = []
         for i, a in enumerate(self.answers):
             if a is None:
                 continue
@@ -89,7 +108,7 @@ class ResultView(Static, can_focus=True):
                 parts += self._tool_parts(a, dim, ok, bad, code)
             else:
                 parts.append(a.text.replace("\n", " ⏎ ") or ("(nothing yet)" if not a.done else "(empty answer)"))
-        self.update(Content.assemble(*parts, strip_control_codes=True), layout=False)
+        body.update(Content.assemble(*parts, strip_control_codes=True))
 
     def _tool_parts(self, a: Answer, dim, ok, bad, code) -> list:
         if not a.done or a.program is None:

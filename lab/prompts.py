@@ -1,4 +1,4 @@
-"""Base vs chat: how each kind of model receives the same prompt.
+"""Prompts for base and chat models: how each kind of model receives the same question.
 
 A base model continues raw text (optionally wrapped in a few-shot fake conversation, the
 talk's trick to get an assistant out of a base model with only a prompt); a chat model sees

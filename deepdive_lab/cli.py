@@ -4,6 +4,9 @@
     deepdive-lab doctor               versions, devices and every model found
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
+    deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
+    deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
+    deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
 Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend.
 """
 
@@ -17,14 +20,21 @@ from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepdive-lab", description="A terminal lab for seeing how language models work.")
-    p.add_argument("--base-model", default=BASE_DEFAULT, help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
-    p.add_argument("--chat-model", default=CHAT_DEFAULT, help=f"chat (assistant) model (default {CHAT_DEFAULT})")
+    p.add_argument("--base-model", help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
+    p.add_argument("--chat-model", help=f"chat (assistant) model (default {CHAT_DEFAULT})")
     p.add_argument("--model", help="use this one model for both roles")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
-    p.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
+    p.add_argument("--backend", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--theme", help="projector-dark, projector-light (high contrast, for projectors) or any Textual theme")
+    p.add_argument("--open", metavar="FILE", help="reopen a saved lab state (palette: app: save the lab's state)")
+    p.add_argument("--config", help="a config file instead of the platform's (deepdive-lab doctor shows where it is)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
     sub.add_parser("models", help="list the models the catalogue finds")
+    k = sub.add_parser("talk", help="give a talk from the lab (talk [TRACK] | talk rehearse [TRACK] | talk notes)")
+    k.add_argument("words", nargs="*", metavar="[rehearse|notes] [TRACK]",
+                   help="a track file (default: the shipped Deep Dive track); 'rehearse' runs it headless first; "
+                        "'notes' follows the notes of the talk running in another terminal")
     t = sub.add_parser("train", help="pretrain the tiny GPT headless, printing events as lines")
     t.add_argument("--preset", default="cpu", help="cpu (nanoGPT's CPU Shakespeare config), cpu-quick, gpu-small, gpu-gpt2")
     t.add_argument("--data", help="a text file (default: the shipped Tiny Shakespeare)")
@@ -82,10 +92,82 @@ def train_command(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def talk_command(args) -> int:
+    from lab.errors import LabError
+    from lab.talk import load_track
+
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in ("rehearse", "notes") else "give"
+    if len(words) > 1:
+        print("usage: deepdive-lab talk [rehearse|notes] [TRACK]", file=sys.stderr)
+        return 2
+    if action == "notes":
+        from screens.talk import follow_notes
+
+        try:
+            follow_notes(print)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    try:
+        track = load_track(words[0] if words else (args.config_data.track or None))
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for problem in track.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    app = build_app(args, talk=None if action == "rehearse" else track)
+    if app is None:
+        return 2
+    if action == "give":
+        app.run()
+        return app.return_code or 0
+    from screens.talk import rehearse
+
+    report: list = []
+    app.run(headless=True, size=(120, 40), auto_pilot=lambda pilot: rehearse(pilot, track, report, print))
+    return 1 if any(r.problem for r in report) else 0
+
+
+def build_app(args, talk=None):
+    """The app for these flags, or None after printing why not (an unknown theme, say)."""
+    from lab.errors import LabError
+    from screens.app import make_app
+
+    try:
+        return make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device,
+                        backend=args.backend, theme=args.theme, keys=args.config_data.keys, talk=talk,
+                        open_state=getattr(args, "open", None))
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def apply_config(args) -> int:
+    """Fill the flags not given from the config file, then the defaults. 0, or 2 with a message."""
+    from lab.config import load_config
+    from lab.errors import LabError
+
+    try:
+        config = load_config(args.config)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.model:
         args.base_model = args.chat_model = args.model
+    args.base_model = args.base_model or config.base_model or BASE_DEFAULT
+    args.chat_model = args.chat_model or config.chat_model or CHAT_DEFAULT
+    args.device = args.device or config.device or "auto"
+    args.backend = args.backend or config.backend or "auto"
+    args.theme = args.theme or config.theme or ("projector-dark" if args.command == "talk" else None)
+    args.config_data = config
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if code := apply_config(args):
+        return code
     if args.command == "doctor":
         from lab.doctor import report
 
@@ -101,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "train":
         return train_command(args)
-    from screens.app import make_app
-
-    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend)
+    if args.command == "talk":
+        return talk_command(args)
+    app = build_app(args)
+    if app is None:
+        return 2
     app.run()
     return app.return_code or 0
 
