@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from lab import catalogue
-from lab.basechat import PRESETS, base_request, chat_request
+from lab.prompts import PRESETS, base_request, chat_request
 from lab.explorer import Explorer
 from lab.failures import CARD_BY_KEY, make_prompt, run_answers
 from lab.runs import stream_seeds
