@@ -114,10 +114,12 @@ async def test_cancel_stops_both_streams_and_leaves_no_thread():
         await pilot.pause(0.3)
         await pilot.press("escape")
         await settle(app, pilot)
+        stops = {role: s.pane(role).samples[0].stop_reason for role in ("base", "chat")}
         for role in ("base", "chat"):
             sample = s.pane(role).samples[0]
             assert sample.stop_reason in ("cancelled", "eos"), role
             assert len(sample.events) < 1000
+        assert "cancelled" in stops.values()  # escape did stop a stream that was still running
         assert not [w for w in app.workers if w.group.startswith("pane-") and w.is_running]
         assert {t.name for t in threading.enumerate()} <= before | {"MainThread"}
 
