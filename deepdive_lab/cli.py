@@ -7,7 +7,8 @@
     deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
     deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
-Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend.
+    deepdive-lab serve [--port 8000]  the lab in a browser tab (one lab per tab)
+Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend, --no-models.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theme", help="projector-dark, projector-light (high contrast, for projectors) or any Textual theme")
     p.add_argument("--open", metavar="FILE", help="reopen a saved lab state (palette: app: save the lab's state)")
     p.add_argument("--config", help="a config file instead of the platform's (deepdive-lab doctor shows where it is)")
+    p.add_argument("--no-models", action="store_true", help="start without loading the models (the encodings still work)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
     sub.add_parser("models", help="list the models the catalogue finds")
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="checkpoint folder (default: the lab cache's tiny/)")
     t.add_argument("--resume", help="continue from this checkpoint")
     t.add_argument("--quiet", action="store_true", help="print only evaluation steps")
+    s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     return p
 
 
@@ -89,6 +94,25 @@ def train_command(args) -> int:
         path = trainer.save()
         print(f"interrupted at step {trainer.step}; checkpoint {path}")
         return 130
+    return 0
+
+
+def serve_command(args) -> int:
+    """Serve the lab; each browser tab starts `python -m deepdive_lab` with this command's flags."""
+    from deepdive_lab.serve import serve
+
+    if build_app(args) is None:  # a bad flag (an unknown theme, say) is said here, not in each tab
+        return 2
+    lab_args = ["--base-model", args.base_model, "--chat-model", args.chat_model, "--device", args.device,
+                "--backend", args.backend]
+    for flag, value in (("--theme", args.theme), ("--config", args.config), ("--open", args.open)):
+        lab_args += [flag, value] if value else []
+    lab_args += ["--no-models"] if args.no_models else []
+    try:
+        serve(lab_args, host=args.host, port=args.port)
+    except (OSError, OverflowError) as exc:  # the port is taken, out of range, or the host is not this machine's
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -137,7 +161,7 @@ def build_app(args, talk=None):
     try:
         return make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device,
                         backend=args.backend, theme=args.theme, keys=args.config_data.keys, talk=talk,
-                        open_state=getattr(args, "open", None))
+                        open_state=getattr(args, "open", None), load_models=not args.no_models)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -185,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_command(args)
     if args.command == "talk":
         return talk_command(args)
+    if args.command == "serve":
+        return serve_command(args)
     app = build_app(args)
     if app is None:
         return 2

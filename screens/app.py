@@ -74,7 +74,7 @@ class LabApp(App):
                  samples_dir: Path | None = None, open_state: str | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
-        from screens.training_run import TrainingRun
+        from lab.training_run import TrainingRun
 
         self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
         self.training_dir = training_dir or cache_dir() / "tiny"
@@ -188,6 +188,8 @@ class LabApp(App):
         self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
         if self.load_models:
             self.action_reload_models()
+        elif not any(self.session.loaded(role) for role in MODEL_ROLES):
+            self.session.loading = False
         for callback in self._after_first_frame:
             callback()
         self._after_first_frame.clear()
@@ -198,6 +200,7 @@ class LabApp(App):
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
+        self.session.loading = True
         for role in MODEL_ROLES:
             self.load_role(role)
 

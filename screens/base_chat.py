@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Label
 
-from lab.prompts import PRESETS, Request, base_request, chat_request
+from lab.prompts import PRESETS, Request, base_request, chat_request, original_after
 from lab.errors import LabError
 from lab.runs import RunHandle, SampleCache, SampleUpdate, events_from_json, events_to_json, stream_seeds
 from lab.sampling import SamplingSettings
@@ -27,7 +27,7 @@ from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.number_field import NumberField
-from screens.widgets.pane_view import PaneView, PlainPrompt, Sample
+from screens.widgets.pane_view import PaneView, PlainPrompt
 
 PANES = ("base", "chat")  # left to right
 KINDS = {"base": "base model: continues the text", "chat": "chat model: answers as an assistant"}
@@ -232,6 +232,8 @@ class BaseChatScreen(Screen):
             self.asked[role] = req
             seeds = [settings.seed + i for i in range(n)]
             pane.start(seeds)
+            pane.original = (original_after(self.query_one("#bc-prompt", Input).value)
+                             if role == "base" and not self.query_one("#bc-fewshot", Checkbox).value else None)
             cache = SampleCache(self.app.samples_dir) if self.use_cache else None
             self.run_worker(lambda r=role, b=backend, q=req, s=seeds: stream_seeds(
                 b, q.ids, settings, s, max_tokens, run.cancel,
