@@ -82,17 +82,15 @@ class Recorder:
 
 
 async def record(top_k: int) -> dict[str, dict]:
-    import tempfile
-
     from lab.session import Session, Settings
-    from screens.app import make_app
+    from tests.helpers import make_test_app  # fresh folders for every cache: nothing answered from disk
     from tests.test_snapshots import MODEL_FLOWS
 
     session = Session(Settings(device="cpu", backend="llama.cpp"))
     recorders = {role: Recorder(session.load(role), top_k) for role in ("chat", "base")}
     session.close = lambda: None  # the app closes its session on exit; the flows share this one
     for name, (run_before, size) in MODEL_FLOWS.items():
-        app = make_app(session=session, training_dir=Path(tempfile.mkdtemp()), failures_dir=Path(tempfile.mkdtemp()))
+        app = make_test_app(session=session)
         async with app.run_test(size=size) as pilot:
             await run_before(pilot)
         print(f"recorded {name}", file=sys.stderr)
