@@ -146,6 +146,13 @@ MODEL_FLOWS = {  # test id -> (run_before, terminal size)
     "basechat-template": (base_chat_flow("template"), (130, 36)),
     "failures-count": (failures_flow("count", "4"), (120, 40)),
     "failures-tool": (failures_flow("tool", "1"), (120, 40)),
+    # the smallest terminal a talk may get, and a big one: nothing lost, the room used
+    "next-bars-80x24": (next_token_flow(()), (80, 24)),
+    "next-bars-200x50": (next_token_flow(()), (200, 50)),
+    "basechat-panes-80x24": (base_chat_flow("panes"), (80, 24)),
+    "basechat-panes-200x50": (base_chat_flow("panes"), (200, 50)),
+    "failures-count-80x24": (failures_flow("count", "4"), (80, 24)),
+    "failures-count-200x50": (failures_flow("count", "4"), (200, 50)),
 }
 
 
