@@ -80,3 +80,19 @@ async def test_a_presenter_walks_the_track_with_a_clicker():
         await pilot.press("pagedown")  # keys are the screen's own again: the card list pages down
         await pilot.pause()
         assert app.talk is None and app.screen.card.key == "memory"
+
+
+async def test_a_step_that_names_a_model_loads_it_for_its_role_first():
+    from lab.session import Session, Settings
+
+    track = parse_track({"step": [{"screen": "next", "role": "base", "model": "smollm2-135m-instruct",
+                                   "prompt": "The capital of France is", "caption": "same model, base role"}]},
+                        "t.toml")
+    assert not track.problems
+    session = Session(Settings())  # its own: the shared test session keeps its models
+    app = make_test_app(session=session, talk=track)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        assert session.model_name("base") == "smollm2-135m-instruct"
+        assert app.screen.explorer is not None and app.screen.explorer.backend is session.loaded("base")
+        assert "▶ 1/1" in caption_text(app)
