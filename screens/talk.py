@@ -37,7 +37,7 @@ class TalkCaption(Static):
     """The talk's line at the bottom of a screen: step n/N, the caption, and notes on request."""
 
     DEFAULT_CSS = """
-    TalkCaption { dock: bottom; height: auto; max-height: 8; background: $primary-background; color: $text;
+    TalkCaption { height: auto; max-height: 8; background: $primary-background; color: $text;
                   padding: 0 1; text-style: bold; }
     TalkCaption.-error { background: $error 40%; }
     """
@@ -145,7 +145,7 @@ class TalkMode:
         parts: list = [head, problem or step.caption]
         if self.live and not problem:
             parts.append(("  · live: not in the rehearsal cache", "italic"))
-        parts.append(("   PgDn next · PgUp back · F9 steps · Esc leave", "dim"))
+        parts.append(("   PgDn/PgUp · F9 steps · Esc leave", "dim"))
         if self.show_notes and step.notes:
             parts += ["\n", (step.notes, "italic")]
         caption.update(Content.assemble(*parts))
