@@ -59,7 +59,8 @@ class TinyBackend(Backend):
     def eos_ids(self) -> frozenset[int]:
         return frozenset()
 
-    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+    def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
+        """The whole window in one pass every time: a function of the ids alone."""
         torch = self._torch
         window = list(ids)[-self.info.context_length:]
         with torch.no_grad():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.content import Content
+from textual.style import Style
 from textual.widgets import Static
 
 from lab.tokentext import SURROGATE, VISIBLE, TokenSpan, has_surrogates, label, visible
@@ -25,6 +26,7 @@ class TokenView(Static):
     COMPONENT_CLASSES = {
         *(f"token-view--t{i}" for i in range(N_COLOURS)),
         "token-view--partial",
+        "token-view--alt",
         "token-view--id",
         "token-view--note",
         "token-view--special",
@@ -39,7 +41,8 @@ class TokenView(Static):
     TokenView > .token-view--t3 { background: $success 45%; }
     TokenView > .token-view--t4 { background: $warning 45%; }
     TokenView > .token-view--t5 { background: $error 40%; }
-    TokenView > .token-view--partial { text-style: underline; }
+    TokenView > .token-view--partial { text-style: italic; }
+    TokenView > .token-view--alt { text-style: underline; }
     TokenView > .token-view--id { color: $text-muted; text-style: italic; }
     TokenView > .token-view--note { color: $text-warning; text-style: italic; }
     TokenView > .token-view--special { background: $error 70%; text-style: bold; }
@@ -89,9 +92,12 @@ class TokenView(Static):
               special_ids: frozenset[int] = frozenset()) -> Content:
         """The drawing as Content. `aligned` draws each token as the characters it owns (so
         stacked views line up); otherwise a token holding part of a character shows its bytes."""
-        colours = [self.style_of(f"t{i}") for i in range(N_COLOURS)]
-        underline = self.get_visual_style("token-view--partial", partial=True)
-        partial_colours = [c + underline for c in colours]
+        # Colour is never the only signal: every other token is also underlined, so boundaries
+        # show on a projector that washes colours out (and to readers who do not see them).
+        alt = self.get_visual_style("token-view--alt", partial=True)
+        colours = [self.style_of(f"t{i}") + (alt if i % 2 else Style()) for i in range(N_COLOURS)]
+        italic = self.get_visual_style("token-view--partial", partial=True)
+        partial_colours = [c + italic for c in colours]
         id_style = self.style_of("id")
         special_style = self.style_of("special")
         note = self.style_of("note")
