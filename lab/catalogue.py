@@ -120,6 +120,24 @@ def builtin_entries(assemble: bool = False) -> list[CatalogueEntry]:
     return out
 
 
+# ---- models the lab trained ---------------------------------------------------------
+
+FINETUNED_DIR = "finetuned"  # under the cache: one HF folder per finetuned model (`deepdive-lab sft`)
+
+
+def lab_trained() -> list[CatalogueEntry]:
+    """Models trained here: `tiny-chat` (lab.sft) and the finetuned HF folders (lab.lora), by name."""
+    out = []
+    chat = cache_dir() / "tiny-chat" / "ckpt.pt"
+    if chat.exists():
+        out.append(CatalogueEntry("tiny-chat", str(chat), "tiny", "finetuned by the lab", chat.stat().st_size, "chat"))
+    for config in sorted((cache_dir() / FINETUNED_DIR).glob("*/config.json")):
+        d = config.parent
+        size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+        out.append(CatalogueEntry(d.name, str(d), "hf-folder", "finetuned by the lab", size, "chat"))
+    return out
+
+
 # ---- models already on disk ------------------------------------------------------
 
 def _lmstudio_dirs() -> list[Path]:
@@ -148,6 +166,8 @@ def discover(include_builtin: bool = True) -> list[CatalogueEntry]:
     tiny = cache_dir() / "tiny" / "ckpt.pt"
     if include_builtin and tiny.exists():
         found.append(CatalogueEntry("tiny", str(tiny), "tiny", "trained by the lab", tiny.stat().st_size))
+    if include_builtin:
+        found += lab_trained()
     for root in _lmstudio_dirs():
         if root.is_dir():
             for f in sorted(root.rglob("*.gguf")):
@@ -204,6 +224,12 @@ def resolve(spec: str) -> CatalogueEntry:
             raise ModelNotFoundError("the tiny model has not been trained yet.",
                                      "Train it on the Training screen or with `deepdive-lab train`.")
         return CatalogueEntry("tiny", str(path), "tiny", "trained by the lab", path.stat().st_size)
+    trained = {e.name: e for e in lab_trained()}
+    if name in trained:
+        return trained[name]
+    if name == "tiny-chat":
+        raise ModelNotFoundError("the tiny chat model has not been trained yet.",
+                                 "Train it with `deepdive-lab sft --model tiny`.")
     if spec.endswith(".pt") and os.path.exists(os.path.expanduser(spec)):
         p = Path(os.path.expanduser(spec))
         return CatalogueEntry(_slug(p.stem), str(p), "tiny", "file", p.stat().st_size)
