@@ -28,7 +28,7 @@ from pathlib import Path
 from lab.conversations import CHATML_TEMPLATE, ChatFormat, render_conversation, render_prompt
 from lab.errors import LabError
 from lab.paths import cache_dir, default_corpus
-from lab.sft_data import Example, default_set, load_jsonl, split
+from lab.sft_data import Example, default_set, examples_for
 from lab.train import Corpus, TrainConfig, Trainer, load_checkpoint
 
 SPECIALS = ("<|im_start|>", "<|im_end|>")
@@ -171,15 +171,6 @@ class ChatVocab(Corpus):
 
 
 # ---- data ---------------------------------------------------------------------------------
-
-def examples_for(cfg: SFTConfig) -> tuple[list[Example], list[Example]]:
-    """(train, held-out) conversations: the JSONL file, else the default set."""
-    if cfg.conversations:
-        examples = load_jsonl(cfg.conversations)
-    else:
-        examples = default_set(cfg.data_seed, cfg.style, *cfg.counts)
-    return split(examples, cfg.held_out, cfg.data_seed)
-
 
 def pretraining_text(cfg: SFTConfig) -> bytes:
     """Task documents in plain prose, then Tiny Shakespeare (or its first pretrain_bytes; the validation

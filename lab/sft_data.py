@@ -171,6 +171,16 @@ def split(examples: list[Example], held_out: float = 0.1, seed: int = 0) -> tupl
     return [e for e in examples if e.question not in held], [e for e in examples if e.question in held]
 
 
+def examples_for(cfg) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) for a config with `conversations` (a JSONL path, "" = the default set), `style`,
+    `data_seed`, `counts` (identity, apples, letters, arithmetic) and `held_out`."""
+    if cfg.conversations:
+        examples = load_jsonl(cfg.conversations)
+    else:
+        examples = default_set(cfg.data_seed, cfg.style, *cfg.counts)
+    return split(examples, cfg.held_out, cfg.data_seed)
+
+
 # ---- JSONL ---------------------------------------------------------------------------------
 
 def _parse_line(raw: bytes, n: int) -> Example:
