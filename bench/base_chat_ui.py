@@ -50,6 +50,7 @@ async def app_run(n: int, only_chat: bool):
         s.query_one("#bc-prompt", Input).value = PROMPT
         s.query_one("#bc-max-tokens", Input).value = str(n)
         s.query_one("#bc-system-on").value = False
+        s.use_cache = False  # measure sampling, not the replay of a cached sample
         if only_chat:
             app.session._backends.pop("base")  # the base pane sits this one out
         ids = {r: (list(s.request(r)[1].ids) if app.session.loaded(r) else None) for r in ("base", "chat")}

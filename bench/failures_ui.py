@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,22 +58,6 @@ async def app_run(n: int):
     return times, cached, engine, direct == texts
 
 
-def sandbox_cost(runs: int = 10) -> tuple[float, float]:
-    from lab.sandbox import run_python
-
-    code = 'print("strawberry".count("r"))'
-    ours, bare = [], []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        r = run_python(code)
-        ours.append(time.perf_counter() - t0)
-        assert r.stdout == "3\n"
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, check=True)
-        bare.append(time.perf_counter() - t0)
-    return statistics.median(ours), statistics.median(bare)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=10)
@@ -86,8 +67,7 @@ def main() -> None:
           f"{engine:.2f} s for the same seeds, ratio {fresh / engine:.2f}; identical answers: {same}")
     print(f"cached replay: {replay * 1000:.0f} ms key -> all {args.samples} answers on screen (cached: {cached}), "
           f"{fresh / replay:.0f}x faster than sampling")
-    ours, bare = sandbox_cost()
-    print(f"sandbox: {ours * 1000:.0f} ms per program vs bare python -I -S {bare * 1000:.0f} ms, ratio {ours / bare:.2f}")
+    print("sandbox cost per program: see bench/sandbox.py")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@
     deepdive-lab doctor               versions, devices and every model found
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
-Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend.
+    deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
+    deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
+    deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
+    deepdive-lab serve [--port 8000]  the lab in a browser tab (one lab per tab)
+Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend, --no-models.
 """
 
 from __future__ import annotations
@@ -17,14 +21,22 @@ from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepdive-lab", description="A terminal lab for seeing how language models work.")
-    p.add_argument("--base-model", default=BASE_DEFAULT, help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
-    p.add_argument("--chat-model", default=CHAT_DEFAULT, help=f"chat (assistant) model (default {CHAT_DEFAULT})")
+    p.add_argument("--base-model", help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
+    p.add_argument("--chat-model", help=f"chat (assistant) model (default {CHAT_DEFAULT})")
     p.add_argument("--model", help="use this one model for both roles")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
-    p.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
+    p.add_argument("--backend", choices=["auto", "llama.cpp", "transformers"], help="backend for GGUF models (default llama.cpp)")
+    p.add_argument("--theme", help="projector-dark, projector-light (high contrast, for projectors) or any Textual theme")
+    p.add_argument("--open", metavar="FILE", help="reopen a saved lab state (palette: app: save the lab's state)")
+    p.add_argument("--config", help="a config file instead of the platform's (deepdive-lab doctor shows where it is)")
+    p.add_argument("--no-models", action="store_true", help="start without loading the models (the encodings still work)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("doctor", help="versions, devices and the models found")
     sub.add_parser("models", help="list the models the catalogue finds")
+    k = sub.add_parser("talk", help="give a talk from the lab (talk [TRACK] | talk rehearse [TRACK] | talk notes)")
+    k.add_argument("words", nargs="*", metavar="[rehearse|notes] [TRACK]",
+                   help="a track file (default: the shipped Deep Dive track); 'rehearse' runs it headless first; "
+                        "'notes' follows the notes of the talk running in another terminal")
     t = sub.add_parser("train", help="pretrain the tiny GPT headless, printing events as lines")
     t.add_argument("--preset", default="cpu", help="cpu (nanoGPT's CPU Shakespeare config), cpu-quick, gpu-small, gpu-gpt2")
     t.add_argument("--data", help="a text file (default: the shipped Tiny Shakespeare)")
@@ -43,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="checkpoint folder (default: the lab cache's tiny/)")
     t.add_argument("--resume", help="continue from this checkpoint")
     t.add_argument("--quiet", action="store_true", help="print only evaluation steps")
+    s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     return p
 
 
@@ -82,10 +97,101 @@ def train_command(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def serve_command(args) -> int:
+    """Serve the lab; each browser tab starts `python -m deepdive_lab` with this command's flags."""
+    from deepdive_lab.serve import serve
+
+    if build_app(args) is None:  # a bad flag (an unknown theme, say) is said here, not in each tab
+        return 2
+    lab_args = ["--base-model", args.base_model, "--chat-model", args.chat_model, "--device", args.device,
+                "--backend", args.backend]
+    for flag, value in (("--theme", args.theme), ("--config", args.config), ("--open", args.open)):
+        lab_args += [flag, value] if value else []
+    lab_args += ["--no-models"] if args.no_models else []
+    try:
+        serve(lab_args, host=args.host, port=args.port)
+    except (OSError, OverflowError) as exc:  # the port is taken, out of range, or the host is not this machine's
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def talk_command(args) -> int:
+    from lab.errors import LabError
+    from lab.talk import load_track
+
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in ("rehearse", "notes") else "give"
+    if len(words) > 1:
+        print("usage: deepdive-lab talk [rehearse|notes] [TRACK]", file=sys.stderr)
+        return 2
+    if action == "notes":
+        from screens.talk import follow_notes
+
+        try:
+            follow_notes(print)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    try:
+        track = load_track(words[0] if words else (args.config_data.track or None))
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for problem in track.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    app = build_app(args, talk=None if action == "rehearse" else track)
+    if app is None:
+        return 2
+    if action == "give":
+        app.run()
+        return app.return_code or 0
+    from screens.talk import rehearse
+
+    report: list = []
+    app.run(headless=True, size=(120, 40), auto_pilot=lambda pilot: rehearse(pilot, track, report, print))
+    return 1 if any(r.problem for r in report) else 0
+
+
+def build_app(args, talk=None):
+    """The app for these flags, or None after printing why not (an unknown theme, say)."""
+    from lab.errors import LabError
+    from screens.app import make_app
+
+    try:
+        return make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device,
+                        backend=args.backend, theme=args.theme, keys=args.config_data.keys, talk=talk,
+                        open_state=getattr(args, "open", None), load_models=not args.no_models)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def apply_config(args) -> int:
+    """Fill the flags not given from the config file, then the defaults. 0, or 2 with a message."""
+    from lab.config import load_config
+    from lab.errors import LabError
+
+    try:
+        config = load_config(args.config)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.model:
         args.base_model = args.chat_model = args.model
+    args.base_model = args.base_model or config.base_model or BASE_DEFAULT
+    args.chat_model = args.chat_model or config.chat_model or CHAT_DEFAULT
+    args.device = args.device or config.device or "auto"
+    args.backend = args.backend or config.backend or "auto"
+    args.theme = args.theme or config.theme or ("projector-dark" if args.command == "talk" else None)
+    args.config_data = config
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if code := apply_config(args):
+        return code
     if args.command == "doctor":
         from lab.doctor import report
 
@@ -101,9 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "train":
         return train_command(args)
-    from screens.app import make_app
-
-    app = make_app(base_model=args.base_model, chat_model=args.chat_model, device=args.device, backend=args.backend)
+    if args.command == "talk":
+        return talk_command(args)
+    if args.command == "serve":
+        return serve_command(args)
+    app = build_app(args)
+    if app is None:
+        return 2
     app.run()
     return app.return_code or 0
 

@@ -23,6 +23,13 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
+def sandbox_line() -> str:
+    """How the tool card's programs are isolated here (strong: namespaces; weak: the audit hook only)."""
+    from lab.sandbox import describe
+
+    return describe()
+
+
 def report(assemble: bool = True) -> list[str]:
     """Lines describing Python, libraries, devices and every model found."""
     from lab import catalogue
@@ -36,6 +43,7 @@ def report(assemble: bool = True) -> list[str]:
         f"tiktoken      {_version('tiktoken')}",
         f"llama.cpp     llama-cpp-python {llama_cpp_version()}, GPU offload: "
         f"{'yes' if gpu_offload_supported() else 'no (CPU build)'}",
+        f"sandbox       {sandbox_line()}",
     ]
     try:
         import torch
@@ -51,6 +59,10 @@ def report(assemble: bool = True) -> list[str]:
         lines.append(f"devices       {', '.join(devices)}")
     except Exception as exc:  # torch missing or broken: report, do not fail
         lines.append(f"torch         unavailable ({exc.__class__.__name__}: {exc})")
+    from lab.config import config_path
+
+    where = config_path()
+    lines.append(f"config        {where} ({'found' if where.exists() else 'none: defaults in use'})")
     lines.append("")
     lines.append("models")
     if assemble:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lab.prompts import Request, base_request, chat_request
 from lab.errors import LabError
+from lab.runs import SampleUpdate, model_identity, stream_seeds
 from lab.sampling import SamplingSettings
 
 # ---- reading answers ------------------------------------------------------------------
@@ -579,18 +580,11 @@ class AnswerCache:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def model_identity(backend) -> str:
-    i = backend.info
-    return f"{i.name}|{i.source}|{i.quantisation}|{i.backend}"
-
-
 def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSettings, seeds: Sequence[int],
                 emit: Callable[[int, Answer], None], cancel: threading.Event, cache: AnswerCache | None = None,
                 use_cache: bool = True, every: float = 0.05) -> None:
     """Sample one answer per seed, calling `emit(index, answer)` as text arrives (about every
     `every` seconds) and when it is done. Blocks: call from a worker thread."""
-    from lab.runs import SampleUpdate, stream_seeds
-
     model = model_identity(backend)
     for index, seed in enumerate(seeds):
         key = AnswerCache.key(model, prompt, settings, variant.max_tokens, seed, variant.tool)

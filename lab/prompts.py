@@ -25,12 +25,49 @@ FEW_SHOT = (
     "Assistant:"
 )
 
+# Famous public-domain openings a base model has surely read many times: the prompt, and how
+# the original goes on (regurgitation: the continuation is checked against it, token by token).
+ORIGINALS = {
+    "The quick brown fox": " jumps over the lazy dog.",
+    "Four score and seven years ago our fathers brought forth":
+        " on this continent, a new nation, conceived in Liberty, and dedicated to the proposition that all men"
+        " are created equal.",
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness,":
+        " it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the"
+        " season of Darkness,",
+}
+
 PRESETS = {
     "base dreams": "Once upon a time, in a small village by the sea,",
     "who are you?": "Who are you, and who made you?",
     "few-shot assistant": "Why is the sky blue?",
     "factual question": "What is the tallest mountain in the world?",
+    "regurgitation": "The quick brown fox",
 }
+
+
+def original_after(prompt: str) -> str | None:
+    """How a famous text goes on after `prompt`, when the prompt is its opening (or a part of it)."""
+    key = prompt.rstrip()
+    for opening, rest in ORIGINALS.items():
+        whole = opening + rest
+        if key and whole.startswith(key) and len(key) >= len(min(ORIGINALS, key=len)):
+            return whole[len(key):]
+    return None
+
+
+def matching_prefix(text: str, original: str) -> int:
+    """How many characters of `text` repeat `original` exactly from its start.
+
+    >>> matching_prefix(" on this continent, a new land", " on this continent, a new nation")
+    26
+    """
+    n = 0
+    for a, b in zip(text, original):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def few_shot(prompt: str) -> str:

@@ -14,14 +14,18 @@ current. Headless: no UI import; safe to call from a worker thread.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
-from lab.types import TokenEvent
+from lab.types import TokenEvent, TokenProb
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class SampleUpdate:
     stop: str = ""  # "" while streaming
     seconds: float = 0.0
     error: str = ""  # the message when stop == "error"
+    cached: bool = False  # replayed from a `SampleCache`, not sampled now
 
     @property
     def done(self) -> bool:
@@ -73,18 +78,87 @@ class RunHandle:
         return not self.current.cancel.is_set()
 
 
+def model_identity(backend) -> str:
+    """What makes a model's numbers what they are: name, file, quantisation, backend."""
+    i = backend.info
+    return f"{i.name}|{i.source}|{i.quantisation}|{i.backend}"
+
+
+def events_to_json(events: Sequence[TokenEvent]) -> list[dict]:
+    """Token events as plain JSON values (pieces as hex), for caches and saved states."""
+    return [{"i": e.index, "id": e.id, "piece": e.piece.hex(), "p": e.prob, "raw": e.raw_prob, "text": e.text,
+             "top": [[t.id, t.piece.hex(), t.prob, t.logprob] for t in e.top]} for e in events]
+
+
+def events_from_json(rows: list[dict]) -> tuple[TokenEvent, ...]:
+    """The inverse of `events_to_json`; raises KeyError/ValueError/TypeError on damaged rows."""
+    return tuple(TokenEvent(int(e["i"]), int(e["id"]), bytes.fromhex(e["piece"]), float(e["p"]), float(e["raw"]),
+                            tuple(TokenProb(int(t[0]), bytes.fromhex(t[1]), float(t[2]), float(t[3]))
+                                  for t in e["top"]), str(e["text"])) for e in rows)
+
+
+class SampleCache:
+    """Finished samples on disk, one JSON file per (model, prompt ids, settings, seed), so a
+    rehearsed talk replays at once and offline. A damaged file is a miss (sampled again)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    @staticmethod
+    def key(model: str, ids: Sequence[int], settings: SamplingSettings, seed: int, max_tokens: int,
+            stop_text: str, top_n: int) -> str:
+        blob = json.dumps([model, list(ids), settings.temperature, settings.top_k, settings.top_p, seed, max_tokens,
+                           stop_text, top_n, 1])
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> tuple[tuple[TokenEvent, ...], str, float] | None:
+        try:
+            data = json.loads(self._path(key).read_text(encoding="utf-8"))
+            return events_from_json(data["events"]), str(data["stop"]), float(data["seconds"])
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
+            return None
+
+    def put(self, key: str, events: Sequence[TokenEvent], stop: str, seconds: float) -> None:
+        data = {"stop": stop, "seconds": seconds, "events": events_to_json(events)}
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache only costs the replay
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def stream_seeds(backend, ids: Sequence[int], settings: SamplingSettings, seeds: Sequence[int], max_tokens: int,
                  cancel: threading.Event, emit: Callable[[SampleUpdate], None], *, top_n: int = 5,
-                 stop_text: str = "", every: float = 0.04, first_index: int = 0) -> None:
+                 stop_text: str = "", every: float = 0.04, first_index: int = 0,
+                 cache: SampleCache | None = None) -> None:
     """Sample one continuation of `ids` per seed (temperature etc. from `settings`), calling
     `emit` with new tokens about every `every` seconds and once more when each ends. A
     `LabError` ends that sample with stop "error" and the message; the next seed still runs.
-    Blocks: call from a worker thread."""
+    With a `cache`, a sample already there is replayed (one update, `cached=True`) and a new
+    one that ends normally is stored. Blocks: call from a worker thread."""
+    model = model_identity(backend) if cache is not None else ""
     for k, seed in enumerate(seeds):
         index = first_index + k
         if cancel.is_set():
             emit(SampleUpdate(index, seed, stop="cancelled"))
             continue
+        key = SampleCache.key(model, ids, settings, seed, max_tokens, stop_text, top_n) if cache is not None else ""
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            emit(SampleUpdate(index, seed, hit[0], hit[1], hit[2], cached=True))
+            continue
+        every_event: list[TokenEvent] = []
         t0 = last = time.perf_counter()
         pending: list[TokenEvent] = []
         try:
@@ -92,6 +166,7 @@ def stream_seeds(backend, ids: Sequence[int], settings: SamplingSettings, seeds:
                                  stop_text=stop_text)
             for ev in gen:
                 pending.append(ev)
+                every_event.append(ev)
                 now = time.perf_counter()
                 if now - last > every:
                     emit(SampleUpdate(index, seed, tuple(pending)))
@@ -100,4 +175,7 @@ def stream_seeds(backend, ids: Sequence[int], settings: SamplingSettings, seeds:
         except LabError as exc:
             emit(SampleUpdate(index, seed, tuple(pending), "error", time.perf_counter() - t0, str(exc)))
             continue
-        emit(SampleUpdate(index, seed, tuple(pending), stop, time.perf_counter() - t0))
+        seconds = time.perf_counter() - t0
+        emit(SampleUpdate(index, seed, tuple(pending), stop, seconds))
+        if cache is not None and stop in ("eos", "length", "stop text"):
+            cache.put(key, every_event, stop, seconds)

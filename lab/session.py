@@ -31,6 +31,7 @@ class Session:
         self._role_locks = {role: threading.Lock() for role in MODEL_ROLES}
         self._backends: dict[str, object] = {}
         self._errors: dict[str, LabError] = {}
+        self.loading = True  # False while the app runs without models (--no-models) until asked to load
 
     def model_name(self, role: str) -> str:
         return self.settings.chat_model if role == "chat" else self.settings.base_model
@@ -53,7 +54,23 @@ class Session:
             err = self._errors.get(role)
         if err is not None:
             return f"the {role} model failed to load: {err.message}"
+        if not self.loading:
+            return f"the {role} model is not loaded (the lab started without models; palette: models: reload)"
         return f"the {role} model ({self.model_name(role)}) is loading…"
+
+    def use(self, role: str, name: str) -> None:
+        """Let model `name` play `role` from now on; call `load(role)` next."""
+        with self._role_locks[role]:
+            with self._lock:
+                old = self._backends.pop(role, None)
+                self._errors.pop(role, None)
+                if role == "chat":
+                    self.settings.chat_model = name
+                else:
+                    self.settings.base_model = name
+        # The old backend is not closed here: a stream may still hold it. It is freed when the
+        # last reference goes (llama.cpp and torch free their memory then).
+        del old
 
     def load(self, role: str):
         """Load (once) and return the backend for `role`. Blocks: call from a worker thread.

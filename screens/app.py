@@ -10,7 +10,7 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -59,10 +59,19 @@ class LabApp(App):
         Binding("ctrl+s", "save_screenshot", "Screenshot", id="app.screenshot", tooltip="Save an SVG screenshot",
                 show=False),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
+        # Talk mode (active only while a track is open): clickers send PageDown / PageUp.
+        Binding("pagedown", "talk_step(1)", "Next step", id="talk.next", priority=True, show=False),
+        Binding("pageup", "talk_step(-1)", "Previous step", id="talk.previous", priority=True, show=False),
+        Binding("right,space", "talk_arrow(1)", "Next step", id="talk.next.arrow", priority=True, show=False),
+        Binding("left", "talk_arrow(-1)", "Previous step", id="talk.previous.arrow", priority=True, show=False),
+        Binding("home", "talk_restart", "Restart the talk", id="talk.restart", priority=True, show=False),
+        Binding("f9", "talk_steps", "Steps", id="talk.steps", priority=True, show=False),
+        Binding("escape", "talk_leave", "Leave talk mode", id="talk.leave", priority=True, show=False),
     ]
 
     def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None,
-                 training_dir: Path | None = None, failures_dir: Path | None = None) -> None:
+                 training_dir: Path | None = None, failures_dir: Path | None = None, talk=None,
+                 samples_dir: Path | None = None, open_state: str | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
         from screens.training_run import TrainingRun
@@ -70,15 +79,87 @@ class LabApp(App):
         self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
         self.training_dir = training_dir or cache_dir() / "tiny"
         self.failures_dir = failures_dir or cache_dir() / "failures"  # cached answers of the failure demos
+        self.samples_dir = samples_dir or cache_dir() / "samples"  # cached Base vs chat samples
         self.session = session
         self.load_models = load_models
         self.screenshot_dir = screenshot_dir
         self.model_states: dict[str, str] = {role: "waiting" for role in MODEL_ROLES}
         self.device_label = session.settings.device if session.settings.device != "auto" else "…"
         self.models_changed: Signal = Signal(self, "models-changed")
+        from screens.themes import PROJECTOR_THEMES
+
+        for projector_theme in PROJECTOR_THEMES:
+            self.register_theme(projector_theme)
         self.last_screenshot: Path | None = None
         self.heavy_at_first_frame: list[str] | None = None  # heavy libraries already imported at the first frame
         self._after_first_frame: list = []
+        self.load_started: dict[str, float] = {}  # role -> when its load began (monotonic)
+        self.talk = None  # a screens.talk.TalkMode while a talk track is open
+        self._talk_at_start = talk  # a lab.talk.Track to open once the first frame is on screen
+        self._open_at_start = open_state  # a saved state file to reopen then
+
+    # ---- talk mode ------------------------------------------------------------------------
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action.startswith("talk_"):
+            if self.talk is None or not isinstance(self.screen, Screen) or isinstance(self.screen, ModalScreen):
+                return False  # the key goes on to the screen as usual
+            if action in ("talk_arrow", "talk_restart") and self._typing():
+                return False  # arrows, space and Home edit text in a text box; PageDown/PageUp always step
+        return True
+
+    def _typing(self) -> bool:
+        from textual.widgets import Input, TextArea
+
+        return isinstance(self.focused, (Input, TextArea))
+
+    def start_talk(self, track, go: bool = True) -> None:
+        """Open a talk track (a `lab.talk.Track`) and (unless `go` is False) show its first step."""
+        from screens.talk import TalkMode
+
+        self.talk = TalkMode(self, track)
+        if go:
+            self.call_after_refresh(lambda: self.run_worker(self.talk.go(0), group="talk", exclusive=True))
+
+    def action_talk_start(self, path: str | None = None) -> None:
+        from lab.errors import LabError
+        from lab.talk import load_track
+
+        try:
+            track = load_track(path)
+        except LabError as exc:
+            self.notify(str(exc), title="Talk track", severity="error", timeout=10)
+            return
+        for problem in track.problems:
+            self.notify(problem, title="Talk track", severity="warning", timeout=10)
+        self.start_talk(track)
+
+    async def action_talk_step(self, delta: int) -> None:
+        await self.talk.go(self.talk.index + delta)
+
+    async def action_talk_arrow(self, delta: int) -> None:
+        await self.talk.go(self.talk.index + delta)
+
+    async def action_talk_restart(self) -> None:
+        await self.talk.go(0)
+
+    def action_talk_steps(self) -> None:
+        from screens.talk import StepList
+
+        def jump(index: int | None) -> None:
+            if index is not None and index >= 0 and self.talk is not None:
+                self.run_worker(self.talk.go(index), group="talk", exclusive=True)
+
+        self.push_screen(StepList(self.talk.track, self.talk.index), jump)
+
+    def action_talk_leave(self) -> None:
+        self.talk.remove_captions()
+        self.talk = None
+        self.notify("Talk mode off: the lab stays as it is.", timeout=3)
+
+    def action_talk_notes(self) -> None:
+        if self.talk is not None:
+            self.talk.show_notes = not self.talk.show_notes
+            self.talk.refresh_caption()
 
     def switch_mode(self, mode: str):
         """Switch area; a modal (the command palette) open over the current area closes first,
@@ -107,16 +188,40 @@ class LabApp(App):
         self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
         if self.load_models:
             self.action_reload_models()
+        elif not any(self.session.loaded(role) for role in MODEL_ROLES):
+            self.session.loading = False
         for callback in self._after_first_frame:
             callback()
         self._after_first_frame.clear()
+        if self._talk_at_start is not None:
+            self.start_talk(self._talk_at_start)
+        if self._open_at_start is not None:
+            self.run_worker(self.open_state(self._open_at_start), group="state")
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
+        self.session.loading = True
         for role in MODEL_ROLES:
             self.load_role(role)
 
+    def action_pick_model(self, role: str) -> None:
+        """Choose the model for a role from the catalogue; it loads with its progress shown."""
+        from screens.model_picker import ModelPicker
+
+        def chosen(name: str | None) -> None:
+            if name and name != self.session.model_name(role):
+                cancel = getattr(self.screen, "action_cancel", None)
+                if cancel is not None:
+                    cancel()  # streams of the old model stop first
+                self.session.use(role, name)
+                self.load_role(role)
+
+        self.push_screen(ModelPicker(role, self.session.model_name(role)), chosen)
+
     def load_role(self, role: str) -> None:
+        import time
+
+        self.load_started[role] = time.monotonic()
         self._set_state(role, "loading")
         self.run_worker(lambda: (role, self.session.load(role)), name=role, group="models", thread=True,
                         exit_on_error=False)
@@ -147,6 +252,96 @@ class LabApp(App):
             if command.title != "Screenshot":
                 yield command
 
+    # ---- saving, opening, exporting, resetting ------------------------------------------------
+    def _mode_screens(self) -> dict[str, Screen]:
+        """The screens of the areas shown so far (an area never shown has nothing to save)."""
+        out = {}
+        for mode in AREAS:
+            stack = getattr(self, "_screen_stacks", {}).get(mode) or []  # Textual keeps one stack a mode
+            if stack:
+                out[mode] = stack[0]
+        return out
+
+    def action_save_state(self, path: str | None = None) -> Path | None:
+        """Save every screen's state to `path` (default: a new file in the lab's saved/ folder)."""
+        import time
+
+        from lab.paths import cache_dir
+        from lab.state import write_state
+
+        target = Path(path) if path else cache_dir() / "saved" / time.strftime("lab-%Y%m%d-%H%M%S.json")
+        screens = {mode: screen.state() for mode, screen in self._mode_screens().items() if hasattr(screen, "state")}
+        try:
+            saved = write_state(target, self.current_mode, screens)
+        except LabError as exc:
+            self.notify(str(exc), title="Save", severity="error", timeout=10)
+            return None
+        self.notify(f"Saved {saved}\nReopen with: deepdive-lab --open {saved}", title="Lab state saved", timeout=8)
+        return saved
+
+    async def open_state(self, path: str) -> bool:
+        """Reopen a saved state: checked whole first, so a bad file loads nothing."""
+        from lab.state import read_state
+
+        try:
+            state = read_state(Path(path))
+            for mode, data in state["screens"].items():
+                module, name = SCREENS[mode]
+                import importlib
+
+                screen_class = getattr(importlib.import_module(module), name)
+                check = getattr(screen_class, "check_state", None)
+                if check is not None:
+                    try:
+                        check(data)
+                    except (KeyError, ValueError, TypeError, IndexError) as exc:
+                        raise LabError(f"{path} is damaged (the {AREAS[mode][0]} screen's part: {exc!r}): "
+                                       "nothing was loaded.") from None
+        except LabError as exc:
+            self.notify(str(exc), title="Open", severity="error", timeout=12)
+            return False
+        for mode, data in state["screens"].items():
+            await self.switch_mode(mode)
+            restore = getattr(self.screen, "restore_state", None)
+            if restore is not None:
+                restore(data)
+        await self.switch_mode(state["mode"])
+        self.notify(f"Opened {path}", title="Lab state", timeout=4)
+        return True
+
+    def export_screen(self, kind: str) -> Path | None:
+        """Write the current screen's results (`screen.export(kind)`) to the exports folder."""
+        import time
+
+        from lab.paths import cache_dir
+
+        export = getattr(self.screen, "export", None)
+        if export is None:
+            self.notify("This screen has nothing to export.", timeout=4)
+            return None
+        folder = (self.screenshot_dir.parent / "exports") if self.screenshot_dir else cache_dir() / "exports"
+        path = folder / time.strftime(f"{self.current_mode}-%Y%m%d-%H%M%S.{kind}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(export(kind), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Could not export: {exc}", severity="error", timeout=8)
+            return None
+        self.notify(f"Exported {path}", title="Export", timeout=6)
+        return path
+
+    async def action_reset_screen(self) -> None:
+        """Put the current area back to its defaults (a new screen; runs of the old one stop)."""
+        mode = self.current_mode
+        other = next(m for m in AREAS if m != mode)
+        await self.switch_mode(other)
+        await self.remove_mode(mode)
+        self.add_mode(mode, _mode_screen(mode))
+        await self.switch_mode(mode)
+        if self.talk is not None:
+            self.talk.refresh_caption()
+        self.notify(f"{AREAS[mode][0]}: back to its defaults.", timeout=3)
+
     # ---- screenshots ------------------------------------------------------------------
     def action_save_screenshot(self) -> None:
         from lab.paths import screenshots_dir
@@ -169,7 +364,8 @@ class LabApp(App):
 def make_app(base_model: str | None = None, chat_model: str | None = None, device: str = "auto",
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
              screenshot_dir: Path | None = None, training_dir: Path | None = None,
-             failures_dir: Path | None = None) -> LabApp:
+             failures_dir: Path | None = None, talk=None, samples_dir: Path | None = None,
+             theme: str | None = None, keys: dict[str, str] | None = None, open_state: str | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -178,5 +374,12 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
         if chat_model:
             settings.chat_model = chat_model
         session = Session(settings)
-    return LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
-                  failures_dir=failures_dir)
+    app = LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
+                 failures_dir=failures_dir, talk=talk, samples_dir=samples_dir, open_state=open_state)
+    if theme:
+        if theme not in app.available_themes:
+            raise LabError(f"unknown theme {theme!r}; use one of {', '.join(sorted(app.available_themes))}.")
+        app.theme = theme
+    if keys:
+        app.set_keymap(keys)
+    return app

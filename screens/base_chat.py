@@ -19,9 +19,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Label
 
-from lab.prompts import PRESETS, Request, base_request, chat_request
+from lab.prompts import PRESETS, Request, base_request, chat_request, original_after
 from lab.errors import LabError
-from lab.runs import RunHandle, SampleUpdate, stream_seeds
+from lab.runs import RunHandle, SampleCache, SampleUpdate, events_from_json, events_to_json, stream_seeds
 from lab.sampling import SamplingSettings
 from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
@@ -64,6 +64,7 @@ class BaseChatScreen(Screen):
         self.runs = RunHandle()
         self.preset_index = -1
         self.asked: dict[str, Request] = {}  # the request each pane's samples answer
+        self.use_cache = True  # replay samples already made with the same model, prompt, settings and seed
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
@@ -231,9 +232,12 @@ class BaseChatScreen(Screen):
             self.asked[role] = req
             seeds = [settings.seed + i for i in range(n)]
             pane.start(seeds)
+            pane.original = (original_after(self.query_one("#bc-prompt", Input).value)
+                             if role == "base" and not self.query_one("#bc-fewshot", Checkbox).value else None)
+            cache = SampleCache(self.app.samples_dir) if self.use_cache else None
             self.run_worker(lambda r=role, b=backend, q=req, s=seeds: stream_seeds(
                 b, q.ids, settings, s, max_tokens, run.cancel,
-                lambda u, r=r: self.post_message(PaneUpdate(r, run.id, u)), stop_text=q.stop_text),
+                lambda u, r=r: self.post_message(PaneUpdate(r, run.id, u)), stop_text=q.stop_text, cache=cache),
                 name=f"pane-{role}", group=f"pane-{role}", thread=True, exclusive=True, exit_on_error=False)
 
     def on_pane_update(self, message: PaneUpdate) -> None:
@@ -247,14 +251,105 @@ class BaseChatScreen(Screen):
             sample.events.extend(u.events)
             if u.done:
                 stop = "stop text (the next 'Human:')" if u.stop == "stop text" else u.stop
-                sample.stop_reason, sample.seconds = stop, u.seconds
+                sample.stop_reason, sample.seconds, sample.cached = stop, u.seconds, u.cached
+        if not u.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         pane.redraw()
 
     def action_cancel(self) -> None:
         self.runs.stop()
 
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["basechat"]); "run" generates."""
+        if "preset" in fields:
+            self.load_preset(fields["preset"])
+        if "prompt" in fields:
+            self.query_one("#bc-prompt", Input).value = fields["prompt"]
+        if "few_shot" in fields:
+            self.query_one("#bc-fewshot", Checkbox).value = fields["few_shot"]
+        if "system" in fields:
+            self.query_one("#bc-system", Input).value = fields["system"]
+            self.query_one("#bc-system-on", Checkbox).value = bool(fields["system"])
+        for key, box in (("samples", "samples"), ("seed", "seed"), ("temperature", "temperature"),
+                         ("top_p", "top-p"), ("max_tokens", "max-tokens")):
+            if key in fields:
+                self.query_one(f"#bc-{box}", NumberField).value = str(fields[key])
+        self._label_checkboxes()
+        if fields.get("run"):
+            self.action_generate()
+
+    def action_generate_fresh(self) -> None:
+        self.use_cache = False
+        try:
+            self.action_generate()
+        finally:
+            self.use_cache = True
+
+    def action_clear_cache(self) -> None:
+        SampleCache(self.app.samples_dir).clear()
+        self.notify("Cached samples cleared.", timeout=3)
+
+    # ---- saving, opening, exporting ------------------------------------------------------
+    def state(self) -> dict:
+        """The screen as a saved state: its settings (as a talk step's fields) and the samples shown."""
+        fields = {"prompt": self.query_one("#bc-prompt", Input).value,
+                  "few_shot": self.query_one("#bc-fewshot", Checkbox).value,
+                  "system": self.system_prompt() or "",
+                  **{key: self.number(box) for key, box in (("samples", "samples"), ("seed", "seed"),
+                                                            ("temperature", "temperature"), ("top_p", "top-p"),
+                                                            ("max_tokens", "max-tokens"))}}
+        panes = {role: [{"seed": x.seed, "stop": x.stop_reason, "seconds": x.seconds,
+                         "events": events_to_json(x.events)} for x in self.pane(role).samples] for role in PANES}
+        return {"fields": fields, "panes": panes}
+
+    def restore_state(self, state: dict) -> None:
+        """Show a saved state (checked by the caller's `check_state` first)."""
+        self.runs.stop()
+        self.apply_step(dict(state["fields"], run=False))
+        for role, rows in state.get("panes", {}).items():
+            pane = self.pane(role)
+            pane.start([row["seed"] for row in rows])
+            for sample, row in zip(pane.samples, rows):
+                sample.events = list(events_from_json(row["events"]))
+                sample.stop_reason, sample.seconds = row["stop"], row["seconds"]
+            pane.redraw()
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        """Raise ValueError/KeyError/TypeError when a saved Base vs chat state is damaged."""
+        if not isinstance(state["fields"], dict):
+            raise TypeError("fields")
+        for role, rows in state.get("panes", {}).items():
+            if role not in PANES:
+                raise ValueError(role)
+            for row in rows:
+                int(row["seed"]), str(row["stop"]), float(row["seconds"]), events_from_json(row["events"])
+
+    def export(self, kind: str) -> str:
+        """The samples shown, as Markdown or JSON text."""
+        prompt = self.query_one("#bc-prompt", Input).value
+        rows = {role: [{"seed": x.seed, "text": x.text, "tokens": len(x.events), "stop": x.stop_reason}
+                       for x in self.pane(role).samples] for role in PANES}
+        models = {role: self.app.session.model_name(role) for role in PANES}
+        if kind == "json":
+            import json
+
+            return json.dumps({"prompt": prompt, "models": models, "settings": self.state()["fields"],
+                               "samples": rows}, ensure_ascii=False, indent=1)
+        lines = [f"# Base vs chat: {prompt}", ""]
+        for role in PANES:
+            lines += [f"## {role}: {models[role]}", ""]
+            for row in rows[role]:
+                lines += [f"**seed {row['seed']}** ({row['tokens']} tokens, {row['stop']})", "",
+                          "> " + row["text"].replace("\n", "\n> "), ""]
+        return "\n".join(lines)
+
     def palette_commands(self):
+        yield "basechat: export samples as Markdown", lambda: self.app.export_screen("md"), "Save the samples shown"
+        yield "basechat: export samples as JSON", lambda: self.app.export_screen("json"), "Save the samples shown"
         yield "basechat: generate", self.action_generate, "Generate in both panes"
+        yield "basechat: generate without the cache", self.action_generate_fresh, "Sample again even where cached"
+        yield "basechat: clear cached samples", self.action_clear_cache, "Forget every cached sample"
         yield "basechat: re-roll", self.action_reroll, "Generate again with new seeds"
         yield "basechat: template view", self.action_toggle_template, "The exact text each model receives"
         for name in PRESETS:

@@ -48,4 +48,16 @@ class LabCommands(_Commands):
         for mode, (title, _, _) in AREAS.items():
             yield f"mode: {title.lower()}", (lambda m=mode: app.switch_mode(m)), f"Switch to the {title} screen"
         yield "app: save screenshot", app.action_save_screenshot, "Save an SVG of the current screen (Ctrl+S)"
+        yield "app: save the lab's state", app.action_save_state, "Every screen's text, settings and results, to a file"
+        yield "app: reset this screen", app.action_reset_screen, "Back to its defaults"
         yield "models: reload", app.action_reload_models, "Load the base and chat models again"
+        for role in ("base", "chat"):
+            yield (f"models: pick the {role} model", (lambda r=role: app.action_pick_model(r)),
+                   f"Any catalogue model as the {role} model (now {app.session.model_name(role)})")
+        if app.talk is None:
+            yield "talk: start the default track", app.action_talk_start, "Walk the talk one key a step (PageDown)"
+        else:
+            yield "talk: notes", app.action_talk_notes, "Show or hide the presenter notes under the caption"
+            yield "talk: step list", app.action_talk_steps, "Jump to any step of the track (F9)"
+            yield "talk: restart", app.action_talk_restart, "Back to the first step (Home)"
+            yield "talk: leave", app.action_talk_leave, "Leave talk mode with the lab as it is (Esc)"

@@ -252,6 +252,8 @@ class FailuresScreen(Screen):
         if not self.runs.is_current(message.run):
             return
         view = self.query_one(f"#fl-result-{message.variant}", ResultView)
+        if not message.answer.cached and self.app.talk is not None:
+            self.app.talk.mark_live()
         if message.index < len(view.answers):
             view.answers[message.index] = message.answer
             view.redraw()
@@ -275,7 +277,91 @@ class FailuresScreen(Screen):
         self.cache().clear()
         self.notify("Cached answers cleared.", timeout=3)
 
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["failures"]); "run" samples."""
+        self.action_cancel()
+        if "card" in fields:
+            self.show_card(fields["card"])
+        if "role" in fields:
+            self.role = fields["role"]
+        with self.prevent(Input.Changed):  # one refresh below, not one per box
+            for key, value in fields.get("values", {}).items():
+                self.query_one(f"#fl-{self.card.key}-{key}", Input).value = str(value)
+            for key in ("samples", "seed", "temperature"):
+                if key in fields:
+                    self.query_one(f"#fl-{key}", NumberField).value = str(fields[key])
+        self.refresh_card(reset=True)
+        if fields.get("run"):
+            self.action_run()
+
+    # ---- saving, opening, exporting ------------------------------------------------------
+    def state(self) -> dict:
+        """The card, its values, the settings and every answer shown."""
+        from dataclasses import asdict
+
+        fields = {"card": self.card.key, "values": self.values(), "role": self.role,
+                  **{key: self.number(key) for key in ("samples", "seed", "temperature")}}
+        answers = [[asdict(a) if a is not None else None for a in view.answers] for view in self.query(ResultView)]
+        return {"fields": fields, "answers": answers}
+
+    def restore_state(self, state: dict) -> None:
+        from lab.failures import Answer
+
+        self.apply_step(dict(state["fields"], run=False))
+        for view, rows in zip(self.query(ResultView), state.get("answers", [])):
+            if view.variant is not None:
+                view.answers = [Answer(**row) if row is not None else None for row in rows]
+                view.message = ""
+                view.redraw()
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        from lab.failures import Answer
+
+        fields = state["fields"]
+        if fields["card"] not in CARD_BY_KEY or not isinstance(fields["values"], dict):
+            raise ValueError("card")
+        for rows in state.get("answers", []):
+            for row in rows:
+                if row is not None:
+                    Answer(**row)
+
+    def export(self, kind: str) -> str:
+        """The card's question, truth and every scored answer, as Markdown or JSON text."""
+        from lab.failures import score
+
+        e = self.experiment
+        variants = []
+        for view in self.query(ResultView):
+            if view.variant is None:
+                continue
+            done = [a for a in view.answers if a is not None and a.done]
+            passed, scored = view.shown_rate()
+            variants.append({"variant": view.variant.name, "checker": view.variant.checker.description,
+                             "passed": passed, "scored": scored,
+                             "answers": [{"seed": a.seed, "text": a.text, "stop": a.stop,
+                                          "passed": score(view.variant, a).passed, "got": score(view.variant, a).got}
+                                         for a in done]})
+        data = {"card": self.card.title, "model": self.app.session.model_name(self.role), "role": self.role,
+                "question": e.question if e else "", "truth": e.truth if e else "", "computed": e.truth_how if e else "",
+                "variants": variants}
+        if kind == "json":
+            import json
+
+            return json.dumps(data, ensure_ascii=False, indent=1)
+        lines = [f"# {data['card']}: {data['question']}", "", f"Truth: **{data['truth']}** (`{data['computed']}`)",
+                 f"Model: {data['model']} ({data['role']})", ""]
+        for v in variants:
+            lines += [f"## {v['variant']}: pass {v['passed']}/{v['scored']}", "", f"Checker: {v['checker']}", ""]
+            for a in v["answers"]:
+                lines.append(f"- {'✓' if a['passed'] else '✗'} seed {a['seed']} (got {a['got']}): "
+                             + a["text"].replace("\n", " ⏎ "))
+            lines.append("")
+        return "\n".join(lines)
+
     def palette_commands(self):
+        yield "failures: export answers as Markdown", lambda: self.app.export_screen("md"), "Save this card's answers"
+        yield "failures: export answers as JSON", lambda: self.app.export_screen("json"), "Save this card's answers"
         yield "failures: run", self.action_run, "Sample the model N times per variant"
         yield "failures: re-roll", self.action_reroll, "Run again with the next N seeds"
         yield "failures: run without the cache", self.action_run_fresh, "Sample again even where answers are cached"

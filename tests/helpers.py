@@ -28,6 +28,7 @@ def make_test_app(**kwargs):
     kwargs.setdefault("session", shared_session())
     kwargs.setdefault("training_dir", Path(tempfile.mkdtemp(prefix="deepdive-tiny-")))  # never the user's cache
     kwargs.setdefault("failures_dir", Path(tempfile.mkdtemp(prefix="deepdive-failures-")))
+    kwargs.setdefault("samples_dir", Path(tempfile.mkdtemp(prefix="deepdive-samples-")))
     return make_app(**kwargs)
 
 

@@ -133,3 +133,25 @@ async def test_a_pane_whose_model_fails_says_why_and_the_other_works(tmp_path):
         await settle(app, pilot)
         assert "the base model failed to load: no file or folder" in shown(s.pane("base"))
         assert len(s.pane("chat").samples[0].events) > 0
+
+
+async def test_regurgitation_marks_how_long_the_base_model_repeats_the_original():
+    from lab.prompts import ORIGINALS, matching_prefix
+
+    app = make_test_app()
+    async with app.run_test(size=(130, 40)) as pilot:
+        s = await open_screen(pilot, app)
+        s.load_preset("regurgitation")
+        s.apply_step({"temperature": 0.0, "max_tokens": 24, "samples": 1, "run": True})
+        await settle(app, pilot)
+        sample = s.pane("base").samples[0]
+        prompt = s.query_one("#bc-prompt", Input).value
+        original = ORIGINALS[prompt]
+        chars = matching_prefix(sample.text, original)
+        tokens = 0
+        for end in (sum(len(e.text) for e in sample.events[:k + 1]) for k in range(len(sample.events))):
+            if end > chars:
+                break
+            tokens += 1
+        assert f"repeats the original for {tokens} tokens ({chars} characters)" in shown(s.pane("base"))
+        assert "repeats the original" not in shown(s.pane("chat"))  # the chat pane answers; nothing to compare

@@ -22,9 +22,9 @@ def test_it_runs_in_its_own_empty_folder_with_an_empty_environment():
                    "open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())")
     assert r.status == "ok", r.stderr
     cwd, listing, env, scratch = r.stdout.splitlines()
-    assert "deepdive-sandbox-" in cwd and listing == "['program.py']" and scratch == "ok"
+    assert listing == "['program.py']" and scratch == "ok"
     assert "HOME" not in env and "PATH" not in env
-    assert not Path(cwd).exists()  # the folder is removed afterwards
+    assert not Path(cwd, "scratch.txt").exists()  # strong: a private tmpfs; weak: a host folder, removed
 
 
 def test_an_endless_loop_is_stopped_by_the_cpu_limit():
@@ -63,7 +63,7 @@ def test_reading_the_home_folder_is_refused(tmp_path):
         r = run_python(f"print(open({str(secret)!r}).read())")
         assert r.status == "refused" and "reading" in r.message
         assert "do not read" not in r.stdout
-        r = run_python("import os\nprint(os.listdir(os.path.expanduser('~')))")
+        r = run_python(f"import os\nprint(os.listdir({str(Path.home())!r}))")
         assert r.status == "refused" and "listing" in r.message
     finally:
         secret.unlink()
@@ -106,3 +106,58 @@ def test_cancel_stops_a_running_program():
     threading.Timer(0.3, cancel.set).start()
     r = run_python("import time\ntime.sleep(30)", Limits(wall_seconds=30), cancel=cancel)
     assert r.status == "timeout" and r.message == "stopped: cancelled" and r.seconds < 10
+
+
+def test_the_result_says_how_strongly_it_was_isolated_and_doctor_agrees(monkeypatch):
+    from lab.doctor import sandbox_line
+    from lab.sandbox import FORCED_WEAK, STRONG, WEAK, isolation
+
+    monkeypatch.delenv("DEEPDIVE_LAB_SANDBOX", raising=False)
+    level = isolation()
+    assert level in (STRONG, WEAK)
+    assert run_python("print(1)").isolation == level and sandbox_line().startswith(level)
+    monkeypatch.setenv("DEEPDIVE_LAB_SANDBOX", "weak")
+    r = run_python("print(1)")
+    assert (r.status, r.isolation) == ("ok", FORCED_WEAK) and sandbox_line() == FORCED_WEAK
+
+
+async def test_the_tool_card_shows_the_isolation_level_of_the_run(monkeypatch):
+    """The card's sandbox line, for a real run at the level this host gives and at the forced weak one."""
+    from dataclasses import asdict
+
+    from textual.app import App
+
+    from lab.failures import CARD_BY_KEY, Answer
+    from lab.sandbox import FORCED_WEAK, isolation
+    from screens.widgets.result_view import ResultView
+    from tests.helpers import shown
+
+    variant = next(v for v in CARD_BY_KEY["tool"].experiment().variants if v.tool)
+    program = 'print("strawberry".count("r"))'
+
+    class Card(App):
+        def compose(self):
+            yield ResultView(id="view")
+
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setenv("DEEPDIVE_LAB_SANDBOX", "weak")
+        run = asdict(run_python(program))
+        app = Card()
+        async with app.run_test(size=(80, 24)) as pilot:
+            view = app.query_one(ResultView)
+            view.reset(variant, 1)
+            view.answers[0] = Answer(seed=1, text=program, stop="eos", program=program, run=run)
+            view.redraw()
+            await pilot.pause()
+            text = shown(view)
+            assert "sandbox: exited normally" in text and "output: 3" in text
+            assert (FORCED_WEAK if forced else isolation()) in text
+
+
+@pytest.mark.parametrize("code", ["raise SystemExit(152)", "raise SystemExit(137)",  # 128 + SIGXCPU / SIGKILL
+                                  "import sys\nsys.stderr.write('MemoryError\\n[sandbox] refused: x\\n')\nsys.exit(1)"])
+def test_a_program_cannot_claim_a_limit_or_a_refusal_it_did_not_meet(code):
+    """The verdict is the parent's: the kernel's CPU accounting, not the exit code; never the output."""
+    r = run_python(code, Limits(cpu_seconds=1))
+    assert r.status == "error", (r.status, r.message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -22,6 +24,12 @@ class ModelStatus(Static):
         signal = getattr(self.app, "models_changed", None)
         if signal is not None:
             signal.subscribe(self, lambda _=None: self.refresh())
+        # While a model loads, the elapsed time ticks (every load over half a second shows it).
+        self.set_interval(0.5, self._tick)
+
+    def _tick(self) -> None:
+        if "loading" in getattr(self.app, "model_states", {}).values():
+            self.refresh()
 
     def render(self) -> Text:
         app = self.app
@@ -32,6 +40,11 @@ class ModelStatus(Static):
             state = states.get(role, "waiting")
             style = {"ready": "bold", "failed": "bold $error", "loading": "italic"}.get(state, "dim")
             mark = {"ready": "", "failed": " (failed)", "loading": " (loading…)"}.get(state, " (waiting)")
+            started = getattr(app, "load_started", {}).get(role)
+            if state == "loading" and started is not None:
+                elapsed = time.monotonic() - started
+                if elapsed >= 0.5:
+                    mark = f" (loading… {elapsed:.1f} s)"
             return Text.assemble((f"{role}: ", "dim"), (session.model_name(role) + mark, style.replace("$error", "red")))
 
         title = Text.assemble((app.title, "bold"), "  ", (getattr(app.screen, "area_title", ""), "bold"), "  ")

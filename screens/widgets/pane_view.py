@@ -26,6 +26,7 @@ class Sample:
     events: list[TokenEvent] = field(default_factory=list)
     stop_reason: str = ""
     seconds: float = 0.0
+    cached: bool = False  # replayed from the sample cache
 
     @property
     def text(self) -> str:
@@ -56,7 +57,7 @@ class PaneView(VerticalScroll, can_focus=True):
     ]
 
     COMPONENT_CLASSES = {"pane-view--high", "pane-view--mid", "pane-view--low", "pane-view--cursor",
-                         "pane-view--dim", "pane-view--special", "pane-view--stale"}
+                         "pane-view--dim", "pane-view--special", "pane-view--stale", "pane-view--match"}
     DEFAULT_CSS = """
     PaneView { width: 1fr; height: 1fr; padding: 0 1; border: round $panel; scrollbar-size-vertical: 1; }
     PaneView:focus { border: round $accent; }
@@ -70,6 +71,7 @@ class PaneView(VerticalScroll, can_focus=True):
     PaneView > .pane-view--dim { color: $text-muted; }
     PaneView > .pane-view--special { background: $error 70%; text-style: bold; }
     PaneView > .pane-view--stale { color: $text-warning; text-style: bold; }
+    PaneView > .pane-view--match { text-style: underline bold; }
     """
 
     title: reactive[str] = reactive("", init=False)
@@ -83,6 +85,7 @@ class PaneView(VerticalScroll, can_focus=True):
         self.samples: list[Sample] = []
         self.cursor: tuple[int, int] | None = None  # (sample, token)
         self.template: RenderedChat | PlainPrompt | None = None  # shown instead of the samples
+        self.original: str | None = None  # how the text goes on, when the prompt opens a famous text
         self._blocks: list[Static] = []
 
     def compose(self) -> ComposeResult:
@@ -171,12 +174,29 @@ class PaneView(VerticalScroll, can_focus=True):
     def _sample_parts(self, si: int, sample: Sample, st) -> list:
         dim = st("dim")
         high, mid, low, cur = st("high"), st("mid"), st("low"), st("cursor")
-        speed = (f" · {len(sample.events) / sample.seconds:.1f} tok/s"
+        speed = (" · cached" if sample.cached else f" · {len(sample.events) / sample.seconds:.1f} tok/s"
                  if self.show_speed and sample.seconds > 0 else "")
+        matched_tokens, matched = 0, -1
+        if self.original is not None:
+            from lab.prompts import matching_prefix
+
+            matched = matching_prefix(sample.text, self.original)
+            end = 0
+            for ev in sample.events:
+                end += len(ev.text)
+                if end > matched or not ev.text:
+                    break
+                matched_tokens += 1
         parts: list = [(f"seed {sample.seed} · {len(sample.events)} tokens{speed}"
-                        f"{' · ' + sample.stop_reason if sample.stop_reason else ' · generating…'}\n", dim)]
+                        f"{' · ' + sample.stop_reason if sample.stop_reason else ' · generating…'}", dim)]
+        if matched >= 0:
+            parts.append((f"\nrepeats the original for {matched_tokens} tokens ({matched} characters)",
+                          st("stale")))
+        parts.append("\n")
         for ti, ev in enumerate(sample.events):
             style = high if ev.raw_prob >= 0.5 else (mid if ev.raw_prob >= 0.1 else low)
+            if ti < matched_tokens:
+                style = style + st("match")
             if self.cursor == (si, ti):
                 style = style + cur
             text = visible(ev.text, False) if ev.text else label(ev.piece, True)

@@ -128,7 +128,8 @@ class ResultView(VerticalScroll, can_focus=True):
         out = (run.get("stdout") or "").strip()
         out_line = out.split("\n")[0][:80] if out else "(no output)"
         verdict = score(self.variant, a)
-        parts += [("   sandbox: ", dim), run.get("message", ""), ("  ·  output: ", dim), out_line]
+        parts += [("   sandbox: ", dim), run.get("message", ""), ("  ·  output: ", dim), out_line,
+                  (f"  ·  {run['isolation']}" if run.get("isolation") else "", dim)]
         err = (run.get("stderr") or "").strip()
         last_err = err.split("\n")[-1][:100] if err else ""
         if last_err and run.get("status") != "ok" and last_err != run.get("message"):
