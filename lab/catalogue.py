@@ -130,11 +130,11 @@ def lab_trained() -> list[CatalogueEntry]:
     out = []
     chat = cache_dir() / "tiny-chat" / "ckpt.pt"
     if chat.exists():
-        out.append(CatalogueEntry("tiny-chat", str(chat), "tiny", "finetuned by the lab", chat.stat().st_size, "chat"))
+        out.append(CatalogueEntry("tiny-chat", str(chat), "tiny", "finetuned by the lab", chat.stat().st_size))
     for config in sorted((cache_dir() / FINETUNED_DIR).glob("*/config.json")):
         d = config.parent
         size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
-        out.append(CatalogueEntry(d.name, str(d), "hf-folder", "finetuned by the lab", size, "chat"))
+        out.append(CatalogueEntry(d.name, str(d), "hf-folder", "finetuned by the lab", size))
     return out
 
 

@@ -41,7 +41,7 @@ from lab.conversations import chat_format, render_conversation, render_prompt
 from lab.errors import LabError
 from lab.paths import cache_dir
 from lab.sft_data import Example, examples_for
-from lab.train import TrainEvent, _lr, save_atomic
+from lab.train import Trainer, TrainEvent, _lr, save_atomic
 
 
 @dataclass
@@ -143,16 +143,8 @@ class LoRATrainer:
         r = render_conversation(self.fmt, e.messages)
         return list(r.ids[:self.cfg.max_len]), list(r.mask[:self.cfg.max_len])
 
-    # ---- control from another thread -------------------------------------------------------
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
+    # ---- control from another thread: lab.train's, on the same two events ----------------------
+    stop, pause, resume = Trainer.stop, Trainer.pause, Trainer.resume
 
     # ---- data ------------------------------------------------------------------------------
     def batch(self, split: str = "train"):

@@ -268,8 +268,9 @@ def sample_replies(model, vocab: ChatVocab, examples: list[Example], max_tokens:
 class SFTTrainer(Trainer):
     """lab.train.Trainer on packed, masked conversations (see the module docstring)."""
 
-    def __init__(self, cfg: SFTConfig, vocab: ChatVocab, state: dict | None = None) -> None:
-        train, held = examples_for(cfg)
+    def __init__(self, cfg: SFTConfig, vocab: ChatVocab, state: dict | None = None,
+                 examples: tuple[list[Example], list[Example]] | None = None) -> None:
+        train, held = examples or examples_for(cfg)
         self.train_convs = render_all(vocab, train, cfg.block_size)
         self.val_convs = render_all(vocab, held, cfg.block_size)
         self.held_out = held
@@ -348,6 +349,7 @@ class TinyChat:
         self.pretrainer: Trainer | None = None
         self.sft: SFTTrainer | None = None
         self._stopped = False
+        self.examples = examples_for(self.cfg)  # first: bad data is said before minutes of pretraining
         if cfg.base:
             ckpt = load_checkpoint(cfg.base)
             if ckpt.get("corpus_kind") != CHAT_KIND:
@@ -389,6 +391,6 @@ class TinyChat:
             self.base_state = self.pretrainer.model.state_dict()
         if self._stopped:
             return
-        self.sft = SFTTrainer(self.cfg, self.vocab, self.base_state)
+        self.sft = SFTTrainer(self.cfg, self.vocab, self.base_state, self.examples)
         for event in self.sft.run():
             yield "sft", event

@@ -117,3 +117,24 @@ def test_stop_from_another_thread_then_resume(run, tmp_path):
     assert resumed.step == t.step == 3
     events = list(resumed.run())
     assert events[0].step == 3 and events[-1].stopped == "done" and resumed.step == 12
+
+
+def test_cli_sft_prints_events_and_saves_tiny_chat(tmp_path, monkeypatch, capsys):
+    from deepdive_lab.cli import main
+
+    monkeypatch.setenv("DEEPDIVE_LAB_CACHE", str(tmp_path))
+    assert main(["sft", "tiny", "--preset", "cpu-quick", "--steps", "4", "--pretrain-steps", "4", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "pretrain step 0/4" in out and "sft step 3/4" in out
+    assert f"saved tiny-chat: {tmp_path / 'tiny-chat' / 'ckpt.pt'}" in out
+    assert catalogue.resolve("tiny-chat").path == str(tmp_path / "tiny-chat" / "ckpt.pt")
+
+
+def test_cli_sft_bad_data_says_which_line(tmp_path, capsys):
+    from deepdive_lab.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello"}, '
+                   '{"role": "user", "content": "and?"}]}\n')
+    assert main(["sft", "tiny", "--data", str(bad)]) == 1
+    assert "line 1 ends with a user turn" in capsys.readouterr().err
