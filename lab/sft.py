@@ -44,7 +44,7 @@ class SFTConfig(TrainConfig):
     warmup_iters: int = 20
     max_iters: int = 600
     lr_decay_iters: int = 600
-    block_size: int = 128
+    block_size: int = 192  # two conversations of the default set fit a row: ~3% padding (128: 16%)
     batch_size: int = 16
     eval_interval: int = 100
     eval_iters: int = 10
@@ -199,8 +199,9 @@ def render_all(vocab: ChatVocab, examples: list[Example], block_size: int) -> li
 
 
 def pack(convs: list[tuple[list[int], list[int]]], width: int, pad: int):
-    """Whole conversations into rows of `width` tokens, each into the first row with room for it (first fit);
-    returns (tokens, targets, padding fraction).
+    """Whole conversations into rows of `width` tokens, longest first, each into the first row with room
+    for it (first-fit decreasing: little padding); returns (tokens, targets, padding fraction). Ties keep
+    the given order, so a shuffled input gives differently mixed rows.
 
     targets[r, j] is tokens[r, j + 1] where that token is in the mask, else -100 (padding included).
     Example, width 6: ([1, 2], [0, 1]) and ([3, 4, 5], [0, 0, 1]) -> row [1, 2, 3, 4, 5, pad],
@@ -210,7 +211,7 @@ def pack(convs: list[tuple[list[int], list[int]]], width: int, pad: int):
 
     rows: list[list[int]] = []
     masks: list[list[int]] = []
-    for ids, m in convs:
+    for ids, m in sorted(convs, key=lambda c: -len(c[0])):
         r = next((k for k, row in enumerate(rows) if len(row) + len(ids) <= width), None)
         if r is None:
             rows.append([])
