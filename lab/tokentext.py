@@ -3,12 +3,23 @@
 Pure functions, no UI. A token's `piece` stays bytes; `label` makes it legible: valid UTF-8
 is shown as text (optionally with whitespace and control characters made visible), and a
 token that holds only part of a multi-byte character is shown as its bytes, e.g. ⟨e6 88⟩.
+
+Text that UTF-8 cannot carry: a Python string may hold surrogate code points (a lone
+surrogate from a badly decoded file, or an emoji stored as two UTF-16 halves). Every
+tokenizer here sees such a code point as U+FFFD, one for one (`encodable`), so character
+positions stay those of the text as given; `visible` shows each one as its escape, "\\udc4d".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+# What str.splitlines (and so Textual's TextArea) breaks lines at.
+LINE_SEPARATORS = ("\r\n", "\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
 # Visible stand-ins for whitespace and invisible characters.
 VISIBLE = {
@@ -16,7 +27,30 @@ VISIBLE = {
     "\u200d": "⟨ZWJ⟩", "\u2060": "⟨WJ⟩", "\ufeff": "⟨BOM⟩", "\u00a0": "⍽", "\u200e": "⟨LRM⟩", "\u200f": "⟨RLM⟩",
     "\u202a": "⟨LRE⟩", "\u202b": "⟨RLE⟩", "\u202c": "⟨PDF⟩", "\u202d": "⟨LRO⟩", "\u202e": "⟨RLO⟩",
     "\u2066": "⟨LRI⟩", "\u2067": "⟨RLI⟩", "\u2068": "⟨FSI⟩", "\u2069": "⟨PDI⟩", "\x7f": "␡",
+    "\x85": "⟨NEL⟩", "\u2028": "⟨LS⟩", "\u2029": "⟨PS⟩",
 }
+# Line separators other than "\n": the text box breaks the line there, so the views do too.
+_BREAKS = {"\x85", "\u2028", "\u2029"}
+
+
+def has_surrogates(text: str) -> bool:
+    return not text.isascii() and SURROGATE.search(text) is not None
+
+
+def encodable(text: str) -> str:
+    """`text` with each surrogate code point replaced by U+FFFD: what the tokenizers see.
+
+    Same length as `text`, so character positions are unchanged.
+    Example: "a\\udc4db" -> "a\\ufffdb"."""
+    return SURROGATE.sub("\ufffd", text) if has_surrogates(text) else text
+
+
+def utf8(text: str) -> bytes:
+    """The UTF-8 bytes the tokenizers see for `text` (see `encodable`)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return encodable(text).encode("utf-8")
 
 
 def visible_char(ch: str, show_whitespace: bool) -> str:
@@ -25,14 +59,16 @@ def visible_char(ch: str, show_whitespace: bool) -> str:
     o = ord(ch)
     if o < 32 and ch not in "\t\n":
         return VISIBLE.get(ch) or chr(0x2400 + o)  # ␁ ␂ … control pictures
+    if ch in _BREAKS:  # NEL, LS, PS: a line break, named when whitespace is shown
+        return VISIBLE[ch] + "\n" if show_whitespace else "\n"
     if 0x80 <= o < 0xA0:
         return f"⟨{o:02x}⟩"
     if ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069":  # bidi overrides: never raw
         return VISIBLE[ch]
     if show_whitespace and ch in VISIBLE:
         return VISIBLE[ch] + ("\n" if ch == "\n" else "")
-    if 0xD800 <= o < 0xE000:  # lone surrogate (from undecodable input)
-        return "\ufffd"
+    if 0xD800 <= o < 0xE000:  # a surrogate: UTF-8 cannot carry it; show its escape
+        return f"\\u{o:04x}"
     return ch
 
 
@@ -52,8 +88,11 @@ def hex_bytes(piece: bytes) -> str:
     return "⟨" + " ".join(f"{b:02x}" for b in piece) + "⟩"
 
 
+@lru_cache(maxsize=1 << 16)
 def label(piece: bytes, show_whitespace: bool = False) -> str:
-    """A token drawn legibly: text when its bytes are whole UTF-8, else its bytes in hex."""
+    """A token drawn legibly: text when its bytes are whole UTF-8, else its bytes in hex.
+
+    Cached: a redraw per keystroke asks for the same few hundred pieces again."""
     if is_complete_utf8(piece):
         return visible(piece.decode("utf-8"), show_whitespace)
     # Keep the decodable part as text and show only the broken bytes in hex.
@@ -102,7 +141,7 @@ class Segmenter:
         self.text = text
         self.ids = list(ids)
         self._token_bytes = token_bytes
-        data = text.encode("utf-8", errors="surrogatepass")
+        data = utf8(text)
         if lengths is None:
             lengths = [len(token_bytes(i)) for i in self.ids]
         lengths = np.asarray(lengths, dtype=np.int64)
@@ -149,7 +188,8 @@ class Segmenter:
 class TokenStats:
     tokens: int
     chars: int
-    bytes: int
+    bytes: int  # of the text the tokenizers see (`utf8`)
+    unencodable: int = 0  # surrogate code points, each seen as U+FFFD
 
     @property
     def chars_per_token(self) -> float:
@@ -161,4 +201,5 @@ class TokenStats:
 
 
 def stats(text: str, ids: Sequence[int]) -> TokenStats:
-    return TokenStats(len(ids), len(text), len(text.encode("utf-8", errors="surrogatepass")))
+    bad = len(SURROGATE.findall(text)) if has_surrogates(text) else 0
+    return TokenStats(len(ids), len(text), len(utf8(text)), bad)

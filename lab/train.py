@@ -6,13 +6,17 @@
 
 Headless (no UI). `stop()` and `pause()`/`resume()` may be called from another thread; the
 loop checks them between steps. Checkpoints are written to a temporary file and renamed, so
-a crash mid-write leaves the previous checkpoint intact.
+a crash mid-write leaves the previous checkpoint intact; a new run keeps an earlier run's
+`ckpt.pt` under a dated name (`keep_previous`); checkpoints hold only tensors and plain values
+and load with `weights_only=True` (`load_checkpoint` refuses a pickle that would run code).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -232,7 +236,10 @@ class Trainer:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._parked = threading.Event()  # set while the loop waits at a pause, between two steps
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else cache_dir() / "tiny"
+        self._written: set[Path] = set()  # checkpoints this trainer wrote (or resumed from): replaced in place
+        self.kept_previous: Path | None = None  # where an earlier run's checkpoint was kept, if any
         self.autocast = None
         if self.device == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -258,6 +265,10 @@ class Trainer:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    def wait_parked(self, timeout: float | None = None) -> bool:
+        """After pause(): wait until the step in flight has finished and the loop is waiting."""
+        return self._parked.wait(timeout)
 
     # ---- data --------------------------------------------------------------------------
     def batch(self, split: str):
@@ -307,20 +318,32 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------
     def checkpoint_path(self) -> Path:
+        """The latest checkpoint: `ckpt.pt` in out_dir (what the catalogue opens as `tiny`)."""
         return self.out_dir / "ckpt.pt"
 
     def save(self, path: Path | None = None) -> Path:
+        """Write a checkpoint of tensors and plain values only (it loads with `weights_only=True`).
+
+        A run's first save keeps a checkpoint it did not write (an earlier run's) under a dated
+        name beside it (`keep_previous`), so a new run never silently replaces a trained model."""
         path = path or self.checkpoint_path()
+        if path.resolve() not in self._written:
+            self.kept_previous = keep_previous(path) or self.kept_previous
         save_atomic({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "model_config": self.model_cfg.to_dict(), "train_config": asdict(self.cfg),
-                     "step": self.step, "corpus_kind": self.corpus.kind, "pieces": self.corpus.pieces,
+                     "step": self.step, "corpus_kind": self.corpus.kind, "pieces": list(self.corpus.pieces),
                      "generator": self.generator.get_state()}, path)
+        self._written.add(path.resolve())
         return path
 
     @classmethod
     def resume_from(cls, path: str | Path, **overrides) -> "Trainer":
         """A trainer that continues from a checkpoint (optionally with a longer max_iters, say)."""
         ckpt = load_checkpoint(path)
+        missing = {"train_config", "pieces", "model", "optimizer", "step", "generator"} - set(ckpt)
+        if missing:
+            raise LabError(f"{Path(path).name} cannot be resumed: it has no {', '.join(sorted(missing))} "
+                           "(it was not written by `deepdive-lab train`).")
         names = {f.name for f in fields(TrainConfig)}
         cfg = replace(TrainConfig(**{k: v for k, v in ckpt["train_config"].items() if k in names}), **overrides)
         corpus = Corpus.load(cfg)
@@ -328,10 +351,14 @@ class Trainer:
             raise LabError("the training text no longer matches the checkpoint's vocabulary; "
                            "resume with the same data file.")
         t = cls(cfg, corpus)
-        t.model.load_state_dict(ckpt["model"])
-        t.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            t.model.load_state_dict(ckpt["model"])
+            t.optimizer.load_state_dict(ckpt["optimizer"])
+            t.generator.set_state(ckpt["generator"])
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise LabError(f"{Path(path).name} does not fit the model it describes ({exc}).") from exc
         t.step = int(ckpt["step"])
-        t.generator.set_state(ckpt["generator"])
+        t._written.add(Path(path).resolve())  # continuing that file: later saves may replace it
         return t
 
     # ---- the loop ------------------------------------------------------------------------
@@ -349,7 +376,9 @@ class Trainer:
         self.model.train()
         while True:
             if not self._running.is_set():
+                self._parked.set()
                 self._running.wait()
+                self._parked.clear()
             if self._stop.is_set():
                 path = self.save()
                 yield TrainEvent(self.step, cfg.max_iters, device=self.device, stopped="stopped",
@@ -406,13 +435,67 @@ class Trainer:
                 return
 
 
+def keep_previous(path: Path) -> Path | None:
+    """Keep the checkpoint at `path` (if any) as `<stem>-<its date and time>.pt` beside it.
+
+    A hard link (or a copy where links are not possible), so `path` itself stays in place
+    until the new checkpoint atomically replaces it. Returns the kept file, or None.
+    `ckpt.pt` written 2026-11-27 23:40:05 -> `ckpt-20261127-234005.pt` (then `-2`, `-3` if taken).
+    Only the newest `KEEP_PREVIOUS` kept files stay."""
+    if not path.is_file():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+    kept = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
+    n = 2
+    while kept.exists():
+        kept = path.with_name(f"{path.stem}-{stamp}-{n}{path.suffix}")
+        n += 1
+    try:
+        os.link(path, kept)
+    except OSError:
+        shutil.copy2(path, kept)
+    older = sorted(path.parent.glob(f"{path.stem}-*{path.suffix}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[KEEP_PREVIOUS:]:  # the newest few are kept; the oldest go
+        stale.unlink(missing_ok=True)
+    return kept
+
+
+KEEP_PREVIOUS = 3  # earlier runs' checkpoints kept beside ckpt.pt (a gpu-gpt2 one is ~1 GB)
+
+
+# torch names a module it always refuses ("... whose module posix is blocked") apart from a
+# class it merely does not allow by default ("Unsupported global: GLOBAL numpy...").
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
 def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint with `weights_only=True`: tensors and plain values, never code.
+
+    A pickle that would call a function or build an arbitrary object (what `weights_only=False`
+    would run) is refused with a LabError that names it, before any of it runs."""
+    import pickle
+
     import torch
 
     p = Path(path)
     if not p.exists():
         raise LabError(f"no checkpoint at {p}.", "Train one first: `deepdive-lab train`.")
     try:
-        return torch.load(p, map_location="cpu", weights_only=False)
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = _GLOBAL.search(text)
+        name = found.group(1) if found else "an object that is not a tensor or a plain value"
+        if "is blocked" in text:
+            raise LabError(f"{p.name} was refused: loading it would run {name} (code hidden in the file), "
+                           "and the lab loads checkpoints as weights only.",
+                           "Do not use this file unless you know exactly where it came from.") from None
+        raise LabError(f"{p.name} needs a full unpickle (it holds {name}), which can run code; the lab loads "
+                       "checkpoints as weights only (tensors, numbers, strings, lists and dicts).",
+                       "Train a new model, or if you wrote the file yourself, load it in Python with "
+                       "torch.load(path, weights_only=False) and save its tensors and plain values again.") from None
     except Exception as exc:
         raise LabError(f"{p.name} is not a readable checkpoint ({exc.__class__.__name__}).") from exc
+    if not isinstance(ckpt, dict):
+        raise LabError(f"{p.name} is not a deepdive-lab checkpoint (it holds a {type(ckpt).__name__}, not a dict).")
+    return ckpt

@@ -74,7 +74,7 @@ class LabApp(App):
                  samples_dir: Path | None = None, open_state: str | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
-        from screens.training_run import TrainingRun
+        from lab.training_run import TrainingRun
 
         self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
         self.training_dir = training_dir or cache_dir() / "tiny"

@@ -1,57 +1,46 @@
 """Tokens screen: text → UTF-8 bytes → BPE tokens, live as you type.
 
-Views (tabs): Tokens (coloured spans, ids, bytes), Compare (2-4 encodings stacked and
-aligned), BPE replay (merge by merge), Train BPE (a small BPE on the text or a file, in a
-worker), Chat template (a conversation as the chat model's own template renders it).
+The screen holds the text box (which keeps the text exactly as given: every line separator,
+tabs, surrogates), the encodings (tiktoken's and the loaded models') and the wiring. Each view
+is its own widget with its own inputs and worker: Tokens (`TokensPane`), Compare
+(`ComparePane`), BPE replay (`ReplayView`), Train BPE (`TrainPane`), Chat template
+(`ChatTemplatePane`). A `ContentSwitcher` shows them; the views after the first are added to
+it (`add_content`) the first time they are shown, so the first frame does not wait for them.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Static, TextArea
+from textual.widgets import ContentSwitcher, Static
+from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
 from lab.paths import assets_dir
-from lab.tokentext import Segmenter, label, stats
+from lab.tokentext import stats
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
-from screens.widgets.replay_view import ReplayView
+from screens.widgets.exact_text_area import ExactTextArea
 from screens.widgets.key_bar import KeyBar
-from screens.widgets.token_view import TokenView
+from screens.widgets.tokens_pane import TokensPane
 from screens.widgets.view_bar import ViewBar
 
 TIKTOKEN_NAMES = ("cl100k_base", "o200k_base", "r50k_base")
 MODEL_KEYS = ("chat", "base")
-DRAW_LIMIT = 500  # tokens drawn per view, around the cursor; counts are always exact
 SYNC_LIMIT = 200_000  # characters tokenized on the UI thread; longer text goes to a worker
-SHORT_NAMES = {"cl100k_base": "cl100k (GPT-4)", "o200k_base": "o200k (GPT-4o)", "r50k_base": "r50k (GPT-2)",
-               "chat": "chat model", "base": "base model"}
+SHORT_NAMES = {"cl100k_base": "cl100k", "o200k_base": "o200k", "r50k_base": "r50k", "chat": "chat", "base": "base"}
 VIEWS = ("tab-tokens", "tab-compare", "tab-replay", "tab-train", "tab-chat")
 VIEW_TITLES = ("Tokens", "Compare", "BPE replay", "Train BPE", "Chat template")
-
-
-class LiveTextArea(TextArea):
-    """A TextArea that re-tokenizes inside the keystroke's own handler (through `on_edit`),
-    so the text and its tokens reach the screen in one frame instead of two."""
-
-    def __init__(self, *args, on_edit=None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_edit = on_edit
-
-    def edit(self, edit):
-        result = super().edit(edit)
-        if self.on_edit is not None:
-            self.on_edit()
-        return result
 
 
 def load_presets() -> dict[str, str]:
@@ -82,20 +71,37 @@ class TokensScreen(Screen):
     """See text become bytes and tokens, in several encodings, live."""
 
     area_title = "Tokens"
+    COMMANDS = {ScreenCommands}
 
     BINDINGS = [
         Binding("ctrl+n", "next_encoding", "Encoding", id="tokens.encoding", tooltip="Show the next encoding"),
-        Binding("ctrl+t", "toggle('ids')", "IDs", id="tokens.ids", tooltip="Show token ids after the spans"),
-        Binding("ctrl+g", "toggle('ws')", "Spaces", id="tokens.whitespace",
-                tooltip="Make spaces, tabs, newlines and invisible characters visible"),
-        Binding("ctrl+b", "toggle('bytes')", "Bytes", id="tokens.bytes", tooltip="Show the UTF-8 bytes (0-255)"),
+        Binding("ctrl+t", "toggle('show_ids')", "IDs", id="tokens.ids", tooltip="Show token ids after the spans"),
+        Binding("ctrl+g", "toggle('show_ws')", "Spaces", id="tokens.whitespace",
+                tooltip="Make spaces, tabs, line separators and invisible characters visible"),
+        Binding("ctrl+b", "toggle('show_bytes')", "Bytes", id="tokens.bytes", tooltip="Show the UTF-8 bytes (0-255)"),
         Binding("ctrl+o", "next_view", "View", id="tokens.view", tooltip="Next view: Tokens, Compare, Replay, Train, Chat"),
         Binding("ctrl+l", "next_preset", "Preset", id="tokens.preset", tooltip="Load the next talk preset",
                 show=False),
-        Binding("ctrl+r", "replay", "Replay", id="tokens.replay", tooltip="Replay the BPE merges of the selection",
-                show=False),
-        Binding("escape", "cancel_training", "Cancel", id="tokens.cancel", show=False),
+        Binding("ctrl+r", "replay", "Replay", id="tokens.replay",
+                tooltip="Replay the BPE merges of the selection in the selected encoding", show=False),
     ]
+
+    show_ids: var[bool] = var(False, init=False)
+    """Token ids after each span."""
+    show_ws: var[bool] = var(False, init=False)
+    """Spaces, tabs, line separators and invisible characters drawn visibly."""
+    show_bytes: var[bool] = var(False, init=False)
+    """Each token's bytes, and the text's UTF-8 bytes below."""
+    current: var[str] = var("cl100k_base", init=False)
+    """The key of the encoding the Tokens view and the stats line show."""
+
+    @dataclass
+    class EncodingLoaded(Message):
+        """A tiktoken encoding finished loading (`encoding` None: `error` says why not)."""
+
+        key: str
+        encoding: object | None
+        error: str
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -108,82 +114,36 @@ class TokensScreen(Screen):
             "chat": EncodingSlot("chat", "chat model"),
             "base": EncodingSlot("base", "base model"),
         }
-        self.current = "cl100k_base"
         self.compare_keys = ["cl100k_base", "o200k_base", "chat", "base"]
-        self.show_ids = False
-        self.show_ws = False
-        self.show_bytes = False
-        self._train_pieces: dict[int, bytes] = {}
-        self.built: set[str] = set()
-        self._made: dict[str, object] = {}  # id -> widget of the views built on demand
-        self._train_cancel: threading.Event | None = None
+        self._told: set[str] = set()  # unavailable encodings already shown once with their reason
         self._shown_text: str | None = None  # the text the views last showed
 
     # ---- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield ModelStatus()
         yield Static(id="tokens-stats")
-        yield LiveTextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True,
-                           show_line_numbers=False, on_edit=self.retokenize)
+        yield ExactTextArea(next(iter(self.presets.values())), id="tokens-input", soft_wrap=True,
+                            show_line_numbers=False, on_edit=self.retokenize)
         yield ViewBar(dict(zip(VIEWS, VIEW_TITLES)), "tab-tokens", "Ctrl+O next view", id="tokens-viewbar")
         with ContentSwitcher(id="tokens-tabs", initial="tab-tokens"):
-            with Vertical(id="tab-tokens"):
-                # A fixed-size view (no auto height): a new token drawing repaints in the same
-                # frame as the keystroke instead of waiting for a layout pass.
-                yield TokenView(id="token-view")
-                yield Static(id="bytes-view")
-            # The other views are built the first time they are shown, so the first frame paints sooner.
-            for view in VIEWS[1:]:
-                yield Vertical(id=view)
+            yield TokensPane(id="tab-tokens")
         yield KeyBar()
 
-    def _pane_widgets(self, view: str) -> list:
-        # Imported here: these widgets are not needed for the first frame.
-        from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, RichLog
-
-        def keep(widget):
-            self._made[widget.id] = widget
-            return widget
+    def _make_view(self, view: str):
+        """A view other than Tokens, built the first time it is shown (imported then too: the
+        first frame does not wait for Input, RichLog and the rest)."""
+        from screens.widgets.chat_template_pane import ChatTemplatePane
+        from screens.widgets.compare_pane import ComparePane
+        from screens.widgets.replay_view import ReplayView
+        from screens.widgets.train_pane import TrainPane
 
         if view == "tab-compare":
-            boxes = [keep(Checkbox(SHORT_NAMES[key], key in self.compare_keys, id=f"cmp-{key}", compact=True))
-                     for key in self.slots]
-            return [Horizontal(*boxes, id="compare-choices"),
-                    VerticalScroll(keep(Static(id="compare-view")), id="compare-rows")]
+            return ComparePane(SHORT_NAMES, self.compare_keys, id=view)
         if view == "tab-replay":
-            return [VerticalScroll(keep(ReplayView(id="replay-view")))]
+            return VerticalScroll(ReplayView(id="replay-view"), id=view)
         if view == "tab-train":
-            return [Horizontal(Label("vocab size"), keep(Input("512", id="train-vocab", type="integer", max_length=6)),
-                               keep(Input(placeholder="file to train on (blank: the text box)", id="train-file")),
-                               keep(Checkbox("split like GPT-4", False, id="train-regex", compact=True)),
-                               keep(Button("Train", id="train-start", variant="primary", compact=True)),
-                               id="train-controls"),
-                    keep(ProgressBar(id="train-progress", show_eta=False)),
-                    keep(RichLog(id="train-log", max_lines=5000, wrap=False))]
-        return [Vertical(keep(Input("You are a helpful assistant.", placeholder="system (blank: none)",
-                                    id="chat-system")),
-                         keep(Input("How many r are in strawberry?", placeholder="user", id="chat-user")),
-                         keep(Input("", placeholder="assistant (blank: the model answers next)",
-                                    id="chat-assistant")),
-                         id="chat-inputs"),
-                VerticalScroll(keep(Static(id="chat-view")))]
-
-    def ensure_pane(self, view: str) -> None:
-        """Build a view's widgets the first time it is needed."""
-        if view in self.built or view == "tab-tokens":
-            return
-        self.built.add(view)
-        self.query_one(f"#{view}", Vertical).mount_all(self._pane_widgets(view))
-
-    def _widget(self, selector: str):
-        """A widget of a view by id, or None while that view has not been built."""
-        return self._made.get(selector.lstrip("#"))
-
-    def query_one(self, selector, expect_type=None):
-        """Like Screen.query_one, but also finds view widgets that are still being mounted."""
-        if isinstance(selector, str) and selector.startswith("#") and selector[1:] in self._made:
-            return self._made[selector[1:]]
-        return super().query_one(selector, expect_type) if expect_type else super().query_one(selector)
+            return TrainPane(lambda: self.text, id=view)
+        return ChatTemplatePane(id=view)
 
     def on_mount(self) -> None:
         # Encodings load after the first frame: parsing their ranks would hold the GIL.
@@ -193,21 +153,27 @@ class TokensScreen(Screen):
         self.retokenize()
 
     # ---- encodings ------------------------------------------------------------------
-    @work(thread=True, group="encodings", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="encodings", exit_on_error=False)
     def load_tiktoken_encodings(self) -> None:
         from lab.tokenizers import tiktoken_encoding
 
         for name in TIKTOKEN_NAMES:
-            slot = self.slots[name]
             try:
-                enc = tiktoken_encoding(name)  # GPT-2 may download once (5 s timeout) when online
-                slot.encoding, slot.label = enc, enc.label
-                slot.special_ids = frozenset(enc.specials.values())
+                enc, error = tiktoken_encoding(name), ""  # GPT-2 may download once (5 s timeout) when online
             except LabError as exc:
-                slot.error = exc.message
+                enc, error = None, exc.message
             except Exception as exc:  # a broken tiktoken install: say so, keep going
-                slot.error = f"{exc.__class__.__name__}: {exc}"
-            self.app.call_from_thread(self.retokenize)
+                enc, error = None, f"{exc.__class__.__name__}: {exc}"
+            self.post_message(self.EncodingLoaded(name, enc, error))
+
+    @on(EncodingLoaded)
+    def _encoding_loaded(self, event: EncodingLoaded) -> None:
+        slot = self.slots[event.key]
+        slot.encoding, slot.error = event.encoding, event.error
+        if event.encoding is not None:
+            slot.label = event.encoding.label
+            slot.special_ids = frozenset(event.encoding.specials.values())
+        self.retokenize()
 
     def refresh_models(self) -> None:
         from lab.tokenizers import model_encoding
@@ -225,25 +191,38 @@ class TokensScreen(Screen):
             elif backend is None:
                 slot.encoding = None
                 slot.label = f"{session.model_name(role)} ({role})"
-                slot.error = f"the {role} model failed to load: {err.message}" if err else ""
+                # Failed, or not loaded at all (started without models): say why; loading: "".
+                slot.error = session.role_status(role) if err or not session.loading else ""
         if self.is_mounted:
             self.retokenize()
-            self.refresh_chat()
+            for pane in self.query("#tab-chat"):
+                pane.refresh_chat()
 
     def action_next_encoding(self) -> None:
+        """The next encoding; one that is unavailable is shown once, with its reason, then skipped."""
         keys = list(self.slots)
-        self.current = keys[(keys.index(self.current) + 1) % len(keys)]
+        start = keys.index(self.current)
+        for step in range(1, len(keys) + 1):
+            key = keys[(start + step) % len(keys)]
+            if self.slots[key].status != "unavailable" or key not in self._told:
+                self.current = key
+                return
+
+    def watch_current(self, key: str) -> None:
+        slot = self.slots[key]
+        if slot.status == "unavailable":
+            self._told.add(key)
+            self.notify(slot.error, title=f"{slot.label} is unavailable", severity="warning", timeout=8)
+        elif slot.status == "loading":
+            self.notify(f"{slot.label} is still loading", timeout=3)
         self.retokenize()
-        slot = self.slots[self.current]
-        if slot.status != "ready":
-            self.notify(slot.error or f"{slot.label} is still loading", title=slot.label)
 
     # ---- tokenizing ------------------------------------------------------------------
     @property
     def text(self) -> str:
-        return self.query_one("#tokens-input", TextArea).text
+        return self.query_one("#tokens-input", ExactTextArea).text
 
-    @on(TextArea.Changed, "#tokens-input")
+    @on(ExactTextArea.Changed, "#tokens-input")
     def _text_changed(self) -> None:
         if self.text != self._shown_text:  # an edit already re-tokenized in its own handler
             self.retokenize()
@@ -256,7 +235,7 @@ class TokensScreen(Screen):
         """Encodings whose ids the visible views need."""
         keys = {self.current}
         if self.active_view == "tab-compare":
-            keys.update(self.compare_keys[:4])
+            keys.update(self.compare_keys)
         return keys
 
     def retokenize(self) -> None:
@@ -274,11 +253,16 @@ class TokensScreen(Screen):
         return {key: self.slots[key].encoding.encode(text) for key in keys if self.slots[key].encoding is not None}
 
     @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
-    def _tokenize_in_worker(self, text: str, keys: set[str]) -> None:
-        self.app.call_from_thread(self._show, text, self._encode(text, keys))
+    def _tokenize_in_worker(self, text: str, keys: set[str]) -> tuple[str, dict[str, list[int]]]:
+        return text, self._encode(text, keys)
+
+    @on(Worker.StateChanged)
+    def _tokenized(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "tokenize" and event.state == WorkerState.SUCCESS:
+            self._show(*event.worker.result)
 
     def _cursor_char(self) -> int:
-        area = self.query_one("#tokens-input", TextArea)
+        area = self.query_one("#tokens-input", ExactTextArea)
         return area.document.get_index_from_location(area.cursor_location)
 
     def _show(self, text: str, results: dict[str, list[int]]) -> None:
@@ -286,112 +270,83 @@ class TokensScreen(Screen):
             return
         self._shown_text = text
         slot = self.slots[self.current]
-        stats_line = self.query_one("#tokens-stats", Static)
-        if slot.encoding is None or self.current not in results:
-            reason = slot.error or "loading…"
-            stats_line.update(Text.assemble((slot.label, "bold"),
-                                            f" · unavailable: {reason}" if slot.error else f" · {reason}"),
-                              layout=False)
-        else:
-            ids = results[self.current]
-            st = stats(text, ids)
-            stats_line.update(Text.assemble(
-                (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ",
-                (f"{st.tokens:,} tokens", "bold"), f" · {st.chars:,} chars · {st.bytes:,} bytes · "
-                f"{st.chars_per_token:.2f} chars/token · {st.bytes_per_token:.2f} bytes/token"), layout=False)
+        ids = results.get(self.current) if slot.encoding is not None else None
+        self._show_stats(text, slot, ids)
         view = self.active_view
         if view == "tab-tokens":
-            self._show_tokens(text, results)
-        elif view == "tab-compare":
-            self._show_compare(text, results)
+            pane = self.query_one(TokensPane)
+            if ids is None:
+                why = f"unavailable: {slot.error}" if slot.error else "still loading…"
+                pane.show_reason(text, f"{slot.label} cannot tokenize here: {why}", self.show_bytes)
+            else:
+                pane.show(text, ids, slot.encoding, self._cursor_char(), show_ids=self.show_ids,
+                          show_ws=self.show_ws, show_bytes=self.show_bytes, special_ids=slot.special_ids)
+        elif view == "tab-compare" and (panes := self.query("#tab-compare")):
+            rows = []
+            for key in self.compare_keys:
+                s = self.slots[key]
+                rows.append((s.label, s.encoding, results.get(key) if s.encoding is not None else None,
+                             s.error or "loading…"))
+            panes.first().show(text, rows, self._cursor_char(), self.show_ws)
 
-    def _show_tokens(self, text: str, results: dict[str, list[int]]) -> None:
-        slot = self.slots[self.current]
-        view = self.query_one("#token-view", TokenView)
-        if slot.encoding is None or self.current not in results:
-            view.update(Text(f"{slot.label} cannot tokenize right now: {slot.error or 'loading…'}"), layout=False)
-        else:
-            ids = results[self.current]
-            seg = Segmenter(text, ids, slot.encoding.token_bytes, slot.encoding.piece_lengths(ids))
-            cursor = self._cursor_char()
-            spans = view.fit(seg.window(cursor, DRAW_LIMIT), seg.token_at_char(cursor), show_ids=self.show_ids,
-                             show_bytes=self.show_bytes, show_ws=self.show_ws)
-            view.show_tokens(text, spans, len(ids), show_ids=self.show_ids, show_ws=self.show_ws,
-                             show_bytes=self.show_bytes, special_ids=slot.special_ids)
-        self._show_bytes(text)
-
-    def _show_bytes(self, text: str) -> None:
-        view = self.query_one("#bytes-view", Static)
-        view.display = self.show_bytes
-        if not self.show_bytes:
+    def _show_stats(self, text: str, slot: EncodingSlot, ids: list[int] | None) -> None:
+        line = self.query_one("#tokens-stats", Static)
+        if ids is None:
+            reason = f" · unavailable: {slot.error}" if slot.error else " · loading…"
+            line.update(Text.assemble((slot.label, "bold"), reason), layout=False)
             return
-        data = text.encode("utf-8", errors="surrogatepass")
-        shown = data[:4000]
-        line = " ".join(str(b) for b in shown)
-        more = f" … ({len(data):,} bytes in all)" if len(data) > len(shown) else ""
-        view.update(Text.assemble(("UTF-8 bytes of the text (0-255): ", "bold"), line + more))
+        st = stats(text, ids)
+        bad = f" · {st.unencodable:,} not UTF-8 (as U+FFFD)" if st.unencodable else ""
+        content = Text.assemble(
+            (slot.label, "bold"), f" · vocab {slot.encoding.vocab_size:,} · ", (f"{st.tokens:,} tokens", "bold"),
+            f" · {st.chars:,} chars · {st.bytes:,} bytes · {st.chars_per_token:.2f} chars/token · "
+            f"{st.bytes_per_token:.2f} bytes/token", (bad, "bold"))
+        width = line.size.width - 2
+        height = 1 if width <= 0 or content.cell_len <= width else 2  # a narrow terminal: wrap, lose nothing
+        if line.styles.height is None or line.styles.height.value != height:
+            line.styles.height = height
+        line.update(content, layout=False)
 
-    def _show_compare(self, text: str, results: dict[str, list[int]]) -> None:
-        target = self._widget("#compare-view")
-        if target is None:
-            return
-        parts: list = []
-        keys = self.compare_keys[:4]
-        if len(keys) < 2:
-            parts.append("Tick 2 to 4 encodings above to compare them.")
-        view = self.query_one("#token-view", TokenView)  # for its theme styles
-        cursor = self._cursor_char()
-        for key in keys:
-            slot = self.slots[key]
-            parts.append((slot.label, "bold"))
-            if slot.encoding is None or key not in results:
-                parts.append(f" · unavailable: {slot.error or 'loading…'}\n\n")
-                continue
-            ids = results[key]
-            parts.append(f" · {len(ids):,} tokens\n")
-            spans = Segmenter(text, ids, slot.encoding.token_bytes,
-                              slot.encoding.piece_lengths(ids)).window(cursor, DRAW_LIMIT)
-            parts.append(view.build(text, spans, len(ids), show_ws=self.show_ws, aligned=True))
-            parts.append("\n\n")
-        out = Content.assemble(*parts, strip_control_codes=False)
-        target.update(out)
-
-    def on_checkbox_changed(self, event) -> None:
-        """A compare choice was ticked or unticked (Checkbox.Changed)."""
-        if not (event.checkbox.id or "").startswith("cmp-"):
-            return
-        key = event.checkbox.id[4:]
-        if event.value and key not in self.compare_keys:
-            if len(self.compare_keys) >= 4:
-                self.notify("Compare shows at most 4 encodings; untick one first.")
-                event.checkbox.value = False
-                return
-            self.compare_keys.append(key)
-        elif not event.value and key in self.compare_keys:
-            self.compare_keys.remove(key)
+    def on_compare_pane_chosen(self, event) -> None:
+        """The ticked encodings changed (ComparePane.Chosen: its module loads with the view)."""
+        self.compare_keys = list(event.keys)
         self.retokenize()
 
     # ---- toggles, views, presets -----------------------------------------------------
-    def action_toggle(self, what: str) -> None:
-        attr = {"ids": "show_ids", "ws": "show_ws", "bytes": "show_bytes"}[what]
+    def action_toggle(self, attr: str) -> None:
         setattr(self, attr, not getattr(self, attr))
+
+    def watch_show_ids(self) -> None:
         self.retokenize()
-        replay_view = self._widget("#replay-view")
-        if what == "ws" and replay_view is not None:
-            replay_view.refresh_view()
+
+    def watch_show_ws(self) -> None:
+        self.retokenize()
+
+    def watch_show_bytes(self) -> None:
+        self.retokenize()
 
     def action_next_view(self) -> None:
         active = self.active_view
         self.show_view(VIEWS[(VIEWS.index(active) + 1) % len(VIEWS)] if active in VIEWS else VIEWS[0])
 
-    def show_view(self, view: str) -> None:
-        if view == self.active_view:
-            return
-        self.ensure_pane(view)
-        self.query_one("#tokens-tabs", ContentSwitcher).current = view
+    def show_view(self, view: str, then: Callable[[], None] | None = None) -> None:
+        """Show `view` (building it the first time), then run `then`."""
+        switcher = self.query_one("#tokens-tabs", ContentSwitcher)
         self.query_one("#tokens-viewbar", ViewBar).show(view)
-        # Newly built widgets finish mounting before the refresh, so draw after it.
-        self.call_after_refresh(self.refresh_chat if view == "tab-chat" else self.retokenize)
+        if switcher.query_children(f"#{view}"):
+            switcher.current = view
+            self.retokenize()
+            if then is not None:
+                then()
+            return
+
+        async def build() -> None:
+            await switcher.add_content(self._make_view(view), set_current=True)
+            self.retokenize()
+            if then is not None:
+                then()
+
+        self.call_next(build)
 
     def action_next_preset(self) -> None:
         names = list(self.presets)
@@ -399,16 +354,16 @@ class TokensScreen(Screen):
         self.load_preset(names[self.preset_index])
 
     def load_preset(self, name: str) -> None:
-        self.query_one("#tokens-input", TextArea).load_text(self.presets[name])
+        self.query_one("#tokens-input", ExactTextArea).load_text(self.presets[name])
         self.notify(f"Preset: {name}", timeout=2)
         if name.startswith("the (116, 32)"):
-            self.ensure_pane("tab-train")
-            self.query_one("#train-regex").value = False
+            for box in self.query("#train-regex"):
+                box.value = False
         self.retokenize()
 
     # ---- BPE replay -------------------------------------------------------------------
     def selection_or_word(self) -> str:
-        area = self.query_one("#tokens-input", TextArea)
+        area = self.query_one("#tokens-input", ExactTextArea)
         if area.selected_text:
             return area.selected_text
         row, col = area.cursor_location
@@ -420,169 +375,78 @@ class TokensScreen(Screen):
         while end < len(line) and not line[end].isspace():
             end += 1
         word = line[start:end]
-        if start > 0 and word:  # tiktoken words carry their leading space
+        if start > 0 and word:  # BPE words carry their leading space
             word = " " + word
         return word or line or self.text[:40]
 
     def action_replay(self) -> None:
+        """Replay the selection (or the word at the cursor) in the selected encoding."""
         slot = self.slots[self.current]
-        source = self.selection_or_word()
-        self.ensure_pane("tab-replay")
-        view = self.query_one("#replay-view", ReplayView)
-        enc = slot.encoding if slot.encoding is not None and slot.encoding.ranks else self.slots["cl100k_base"].encoding
-        if enc is None:
-            self.notify("No encoding with merge ranks is loaded yet.", severity="warning")
+        if slot.encoding is None:
+            self.notify(f"{slot.label} is {'unavailable: ' + slot.error if slot.error else 'still loading'}.",
+                        severity="warning")
             return
-        view.load(source[:200], enc)
-        self.show_view("tab-replay")
-        self.call_after_refresh(view.focus)
+        source = self.selection_or_word()[:200]
 
-    # ---- BPE training -----------------------------------------------------------------
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "train-start":
-            self._train_pressed()
+        def load() -> None:
+            view = self.query_one("#replay-view")
+            view.load(source, slot.encoding)
+            view.focus()
 
-    def _train_pressed(self) -> None:
-        if self._train_cancel is not None:
-            self.action_cancel_training()
-            return
-        try:
-            vocab = int(self.query_one("#train-vocab").value or "0")
-        except ValueError:
-            vocab = 0
-        if not 257 <= vocab <= 50_000:
-            self.notify("Vocab size must be between 257 and 50,000 (256 bytes + merges).", severity="error")
-            return
-        path = self.query_one("#train-file").value.strip()
-        if path:
-            try:
-                from pathlib import Path
+        self.show_view("tab-replay", then=load)
 
-                data = Path(path).expanduser().read_bytes()
-            except OSError as exc:
-                self.notify(f"Cannot read {path}: {exc.strerror or exc}", severity="error")
-                return
-        else:
-            data = self.text.encode("utf-8", errors="surrogatepass")
-        if not data:
-            self.notify("There is no text to train on.", severity="error")
-            return
-        regex = self.query_one("#train-regex").value
-        log = self.query_one("#train-log")
-        log.clear()
-        log.write(f"training a {vocab:,}-token BPE on {len(data):,} bytes"
-                  f"{' split like GPT-4' if regex else ' (raw bytes, no split)'}…")
-        self.query_one("#train-progress").update(total=vocab - 256, progress=0)
-        self.query_one("#train-start").label = "Cancel"
-        self._train_cancel = threading.Event()
-        self._train_pieces = {}
-        self._train(data, vocab, regex, self._train_cancel)
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["tokens"]): preset, text, encoding, view."""
+        if "preset" in fields:
+            self.load_preset(fields["preset"])
+        if "text" in fields:
+            self.query_one("#tokens-input", ExactTextArea).load_text(fields["text"])
+            self.retokenize()
+        if "encoding" in fields:
+            self.current = fields["encoding"]
+        if "view" in fields:
+            self.show_view(f"tab-{fields['view']}")
 
-    @work(thread=True, exclusive=True, group="train-bpe", exit_on_error=False)
-    def _train(self, data: bytes, vocab: int, regex: bool, cancel: threading.Event) -> None:
-        from lab.bpe import train_bpe
-        from lab.tokenizers import ENCODINGS
+    def action_clear_text(self) -> None:
+        self.query_one("#tokens-input", ExactTextArea).load_text("")
+        self.retokenize()
 
-        pending: list = []
+    # ---- saving and opening ------------------------------------------------------------
+    def state(self) -> dict:
+        """The exact text, the encoding, the view and the toggles."""
+        return {"fields": {"text": self.text, "encoding": self.current,
+                           "view": self.active_view.removeprefix("tab-")},
+                "toggles": {"show_ids": self.show_ids, "show_ws": self.show_ws, "show_bytes": self.show_bytes}}
 
-        def progress(p) -> None:
-            pending.append(p)
-            if len(pending) >= 8 or p.done == p.total:
-                batch = pending[:]
-                pending.clear()
-                self.app.call_from_thread(self._train_progress, batch)
+    def restore_state(self, state: dict) -> None:
+        self.apply_step(state["fields"])
+        for name, value in state.get("toggles", {}).items():
+            setattr(self, name, bool(value))
 
-        try:
-            merges, pieces = train_bpe(data, vocab, ENCODINGS["cl100k_base"].pat_str if regex else None, progress, cancel)
-        except LabError as exc:
-            self.app.call_from_thread(self._train_done, None, exc.message)
-            return
-        if pending:
-            self.app.call_from_thread(self._train_progress, pending[:])
-        self.app.call_from_thread(self._train_done, (merges, pieces), "")
-
-    def _train_progress(self, batch) -> None:
-        log = self.query_one("#train-log")
-        for p in batch:
-            m = p.last
-            self._train_pieces[m.new_id] = m.token
-            a, b = (label(self._train_pieces[i] if i >= 256 else bytes([i])) for i in m.pair)
-            log.write(f"{m.pair[0]} {m.pair[1]} → {m.new_id} ({a!r}, {b!r})  ×{m.count:,}")
-        self.query_one("#train-progress").update(progress=batch[-1].done)
-
-    def _train_done(self, result, error: str) -> None:
-        """Runs on the UI thread when training ends (done, cancelled or refused)."""
-        self._train_cancel = None
-        self.query_one("#train-start").label = "Train"
-        log = self.query_one("#train-log")
-        if error:
-            log.write(f"stopped: {error}")
-            return
-        merges, pieces = result
-        bar = self.query_one("#train-progress")
-        asked = bar.total or 0
-        bar.update(progress=asked)
-        early = " (stopped early: no pair occurs twice any more)" if len(merges) < asked else ""
-        log.write(f"done: {len(merges)} merges, vocabulary {256 + len(merges):,}{early}")
-
-    def action_cancel_training(self) -> None:
-        if self._train_cancel is not None:
-            self._train_cancel.set()
-
-    # ---- chat template ----------------------------------------------------------------
-    def on_input_changed(self, event) -> None:
-        if (event.input.id or "").startswith("chat-"):
-            self.refresh_chat()
-
-    def refresh_chat(self) -> None:
-        from lab.types import ChatMessage
-
-        view = self._widget("#chat-view")
-        if view is None:  # the chat view has not been opened yet
-            return
-        session = self.app.session
-        backend = session.loaded("chat")
-        if backend is None:
-            err = session.error("chat")
-            view.update(f"The chat model failed to load: {err.message}" if err else "The chat model is loading…")
-            return
-        msgs = []
-        for role in ("system", "user", "assistant"):
-            content = self.query_one(f"#chat-{role}").value
-            if content or role == "user":
-                msgs.append(ChatMessage(role, content))
-        try:
-            rendered = backend.render_chat(msgs, add_generation_prompt=msgs[-1].role != "assistant")
-        except LabError as exc:
-            view.update(f"{backend.info.name}: {exc}")
-            return
-        tv = self.query_one("#token-view", TokenView)
-        special = tv.get_component_rich_style("token-view--special", partial=True)
-        muted = tv.get_component_rich_style("token-view--id", partial=True)
-        out = Text()
-        out.append(f"{backend.info.name} · template from {rendered.template_source} · "
-                   f"{len(rendered.ids)} tokens ({len(rendered.special)} special)\n\n", "bold")
-        pos = 0
-        for span in rendered.special:
-            out.append(rendered.text[pos:span.char_start])
-            out.append(rendered.text[span.char_start:span.char_end], special)
-            out.append(f"{rendered.ids[span.start]}", muted)
-            pos = span.char_end
-        out.append(rendered.text[pos:])
-        out.append("\n\nids: " + " ".join(str(i) for i in rendered.ids), muted)
-        view.update(out)
+    @staticmethod
+    def check_state(state: dict) -> None:
+        fields = state["fields"]
+        if not isinstance(fields["text"], str) or fields.get("encoding", "cl100k_base") not in (
+                "cl100k_base", "o200k_base", "r50k_base", "chat", "base"):
+            raise ValueError("text or encoding")
+        if fields.get("view", "tokens") not in ("tokens", "compare", "replay", "train", "chat"):
+            raise ValueError("view")
+        if not set(state.get("toggles", {})) <= {"show_ids", "show_ws", "show_bytes"}:
+            raise ValueError("toggles")
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
+        yield "tokens: clear the text", self.action_clear_text, "Empty the text box"
         yield "tokens: next encoding", self.action_next_encoding, "Cycle cl100k, o200k, GPT-2, chat and base"
-        yield "tokens: toggle ids", lambda: self.action_toggle("ids"), "Show token ids after the spans"
-        yield "tokens: toggle whitespace", lambda: self.action_toggle("ws"), "Make whitespace visible"
-        yield "tokens: toggle bytes", lambda: self.action_toggle("bytes"), "Show the UTF-8 bytes"
+        yield "tokens: toggle ids", lambda: self.action_toggle("show_ids"), "Show token ids after the spans"
+        yield "tokens: toggle whitespace", lambda: self.action_toggle("show_ws"), "Make whitespace visible"
+        yield "tokens: toggle bytes", lambda: self.action_toggle("show_bytes"), "Show the UTF-8 bytes"
         yield "tokens: replay merges", self.action_replay, "Replay the BPE merges of the selection or word"
         for view, title in zip(VIEWS, VIEW_TITLES):
             yield f"tokens: view {title}", (lambda v=view: self.show_view(v)), f"Show the {title} view"
         for name in self.presets:
             yield f"tokens: preset {name}", (lambda n=name: self.load_preset(n)), "Load a preset for a talk"
 
-    def on_view_bar_chosen(self, event: ViewBar.Chosen) -> None:
+    @on(ViewBar.Chosen)
+    def _view_chosen(self, event: ViewBar.Chosen) -> None:
         self.show_view(event.view)

@@ -1,45 +1,84 @@
 """Training screen: pretrain a tiny GPT live; the loss falls while the samples turn into text.
 
-The run belongs to the app (`TrainingRun`), not to the screen: leaving the screen does not
-stop it, coming back shows where it is, and quitting the app stops it with a checkpoint.
+The run belongs to the app (`lab.training_run.TrainingRun`), not to the screen: leaving the
+screen does not stop it, coming back shows where it is, and quitting the app stops it with a
+checkpoint. The screen polls the run's version four times a second and, when it changed, takes
+one consistent snapshot (`view`, reactive) that the watchers draw.
 Keys (this screen has no text box): s start, p pause/resume, x stop, c save a checkpoint,
-l log scale, n next preset.
+l log scale, n next preset; a key that does nothing in the current state is greyed out.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ProgressBar, RichLog, Sparkline, Static
+from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
+from lab.training_run import RunView, TrainingRun
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
-from screens.training_run import PRESET_ORDER, TrainingRun
 from screens.widgets.key_bar import KeyBar
+from screens.widgets.loss_plot import LossPlot
+
+
+def preset_summary(name: str) -> str:
+    """`cpu-quick` -> `2 layers × 64 wide, context 32, 400 steps`."""
+    from lab.train import PRESETS
+
+    c = PRESETS[name]
+    return f"{c.n_layer} layers × {c.n_embd} wide, context {c.block_size}, {c.max_iters:,} steps"
+
+
+def readout(view: RunView) -> str:
+    """The two readout lines: where the run is, then what it last said (or what to press)."""
+    parts = [f"preset {view.preset}"]
+    ev = view.last
+    if view.state == "idle":
+        parts += [preset_summary(view.preset), "no run yet"]
+    else:
+        parts.append(view.state)
+    if ev is not None:
+        parts.append(f"step {ev.step}/{ev.max_iters}")
+        if view.losses:
+            parts.append(f"loss {view.losses[-1]:.4f}")
+        if view.val_losses:
+            parts.append(f"val {view.val_losses[-1]:.4f} @ step {view.val_steps[-1]}")
+        if view.active:
+            parts += [f"{ev.tokens_per_sec:,.0f} tok/s",
+                      f"MFU {ev.mfu * 100:.1f}%" if ev.mfu is not None else "MFU n/a (CPU)", f"ETA {ev.eta:.0f}s"]
+        parts.append(f"device {ev.device}")
+    hint = "s start · n next preset" if view.state == "idle" else ""
+    return " · ".join(parts) + "\n" + (view.message or hint)
+
 
 class TrainingScreen(Screen):
     area_title = "Training"
+    COMMANDS = {ScreenCommands}
 
     BINDINGS = [
-        Binding("s", "start", "Start", id="training.start"),
-        Binding("p", "pause", "Pause/resume", id="training.pause"),
-        Binding("x", "stop", "Stop", id="training.stop"),
-        Binding("c", "checkpoint", "Save", id="training.save"),
-        Binding("l", "log_scale", "Log", id="training.log"),
-        Binding("n", "next_preset", "Preset", id="training.preset"),
+        Binding("s", "start", "Start", id="training.start", tooltip="Start a run with the current preset"),
+        Binding("p", "pause", "Pause/resume", id="training.pause", tooltip="Pause or resume the run"),
+        Binding("x", "stop", "Stop", id="training.stop", tooltip="Stop the run (writes a checkpoint)"),
+        Binding("c", "checkpoint", "Save", id="training.save", tooltip="Save a checkpoint (while paused)"),
+        Binding("l", "log_scale", "Log", id="training.log", tooltip="Log scale for the loss plot"),
+        Binding("n", "next_preset", "Preset", id="training.preset", tooltip="Next preset"),
     ]
+
+    view: reactive[RunView | None] = reactive(None, always_update=True)
+    log_scale: reactive[bool] = reactive(False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.log_scale = False
-        self.show_speed = True  # tokens/s, ETA and the sparkline (off for reproducible snapshots)
-        self._drawn_version = -1
+        self._shown_run: TrainingRun | None = None  # the run whose samples the log holds
         self._samples_shown = 0
 
     @property
@@ -52,170 +91,145 @@ class TrainingScreen(Screen):
         yield ProgressBar(id="train-bar", show_eta=False)
         with Horizontal(id="train-main"):
             with Vertical(id="train-left"):
-                yield Static(id="train-plot")
+                yield LossPlot(id="train-plot")
                 yield Static("tokens/s", id="train-tps-label")
                 yield Sparkline([], id="train-tps")
             yield RichLog(id="train-samples", wrap=True, max_lines=4000)
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self._samples_shown = 0
-        self.set_interval(0.25, self.redraw)
-        self.redraw(force=True)
+        self.set_interval(0.25, self.poll)
+        self.poll(force=True)
 
     def on_screen_resume(self) -> None:
-        self.redraw(force=True)
+        self.poll(force=True)
+
+    def poll(self, force: bool = False) -> None:
+        """Take a snapshot of the run when it changed (or a new run replaced it)."""
+        run = self.run
+        if force or run is not self._shown_run or self.view is None or run.version != self.view.version:
+            if run is not self._shown_run:
+                self._shown_run, self._samples_shown = run, 0
+                log = self.query_one("#train-samples", RichLog)
+                log.clear()
+                log.write(Text("Samples of the model's text appear here as it trains.", style="italic"))
+            self.view = run.snapshot()
+
+    # ---- drawing ------------------------------------------------------------------------
+    def watch_view(self, old: RunView | None, view: RunView | None) -> None:
+        if view is None:
+            return
+        self.query_one("#train-readout", Static).update(Text(readout(view)))
+        bar = self.query_one("#train-bar", ProgressBar)
+        if view.last is not None:
+            bar.update(total=view.last.max_iters, progress=view.last.step)
+        else:  # before any run: the preset's steps, none done (not the indeterminate animation)
+            from lab.train import PRESETS
+
+            bar.update(total=PRESETS[view.preset].max_iters, progress=0)
+        self.query_one("#train-plot", LossPlot).curves = (view.steps, view.losses, view.val_steps, view.val_losses)
+        spark = self.query_one("#train-tps", Sparkline)
+        spark.data = list(view.tps[-240:])
+        spark.display = bool(view.tps)  # before any run: nothing drawn (an empty sparkline draws a baseline)
+        self.query_one("#train-tps-label", Static).update(
+            "tokens/s" if view.tps else "tokens/s (appears when training starts)")
+        log = self.query_one("#train-samples", RichLog)
+        for step, text in view.samples[self._samples_shown:]:
+            log.write(Text(f"── step {step} ──", style="bold"))
+            log.write(Text(text))
+        self._samples_shown = len(view.samples)
+        if old is None or old.state != view.state or old.preset != view.preset:
+            self.refresh_bindings()
+
+    def watch_log_scale(self, log_scale: bool) -> None:
+        self.query_one("#train-plot", LossPlot).log_scale = log_scale
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out a key that does nothing in this state (None = shown, disabled)."""
+        view = self.view
+        if view is None:
+            return True
+        enabled = {"start": not view.active, "next_preset": not view.active,
+                   "pause": view.state in ("running", "paused"), "stop": view.active,
+                   "checkpoint": view.state != "running" and view.has_trainer}.get(action, True)
+        return True if enabled else None
 
     # ---- actions ------------------------------------------------------------------------
     def action_next_preset(self) -> None:
-        if self.run.active:
-            self.notify("Stop the run before changing the preset.", severity="warning")
-            return
-        i = PRESET_ORDER.index(self.run.preset)
-        self.run.preset = PRESET_ORDER[(i + 1) % len(PRESET_ORDER)]
-        self.run.version += 1
+        try:
+            self.run.next_preset()
+        except LabError as exc:
+            self.notify(str(exc), severity="warning")
+        self.poll()
 
     def action_start(self) -> None:
-        run = self.run
-        if run.active:
+        if self.run.active:
             self.notify("A run is already going (x stops it).")
             return
         from lab.train import PRESETS
 
-        cfg = replace(PRESETS[run.preset], out_dir=str(self.app.training_dir))
-        fresh = TrainingRun()
-        fresh.preset = run.preset
-        fresh.state, fresh.message = "preparing", f"preparing {run.preset}…"
+        preset = self.run.preset
+        fresh = TrainingRun(preset)
         self.app.training = fresh
-        self._samples_shown = 0
-        self.query_one("#train-samples", RichLog).clear()
-        # A plain thread, owned by the run: it reports only through `fresh` (polled by the screen),
-        # and the app joins it on quit so the final checkpoint is written.
-        fresh.thread = threading.Thread(target=self._train, args=(fresh, cfg), name="deepdive-training", daemon=True)
-        fresh.thread.start()
-        self.redraw(force=True)
-
-    @staticmethod
-    def _train(run: TrainingRun, cfg) -> None:
-        """Worker thread: build the trainer and record every event."""
-        from lab.devices import pick_torch_device
-        from lab.train import Trainer
-
-        try:
-            if run.preset.startswith("gpu") and pick_torch_device(cfg.device) == "cpu":
-                raise LabError(f"the {run.preset} preset is sized for a GPU and this machine has none "
-                               "(it would need tens of GB of memory on the CPU); press n for cpu or cpu-quick.")
-            trainer = Trainer(cfg)
-        except (LabError, RuntimeError, MemoryError) as exc:
-            with run.lock:
-                run.state, run.message = "failed", f"could not start: {exc}"
-                run.version += 1
-            return
-        with run.lock:
-            run.trainer = trainer
-            run.state = "running"
-            run.message = (f"{trainer.model.n_params():,} parameters · {len(trainer.train_data):,} training tokens "
-                           f"({trainer.corpus.kind}, vocab {len(trainer.corpus.pieces)})")
-            run.version += 1
-        try:
-            for ev in trainer.run():
-                run.record(ev)
-        except Exception as exc:  # out of memory on a GPU preset, say: report, do not crash the app
-            with run.lock:
-                run.state, run.message = "failed", f"training failed: {exc.__class__.__name__}: {exc}"
-                run.version += 1
+        fresh.start(replace(PRESETS[preset], out_dir=str(self.app.training_dir)))
+        self.poll()
 
     def action_pause(self) -> None:
-        t = self.run.trainer
-        if t is None or not self.run.active:
-            return
-        if t.paused:
-            t.resume()
-            self.run.state = "running"
-        else:
-            t.pause()
-            self.run.state = "paused"
-        self.run.version += 1
+        try:
+            self.run.toggle_pause()
+        except LabError as exc:
+            self.notify(str(exc), severity="warning")
+        self.poll()
 
     def action_stop(self) -> None:
-        if self.run.trainer is not None and self.run.active:
-            self.run.trainer.stop()
+        try:
+            self.run.stop()
+        except LabError as exc:
+            self.notify(str(exc), severity="warning")
+        self.poll()
 
     def action_checkpoint(self) -> None:
-        t = self.run.trainer
-        if t is None:
-            self.notify("Nothing to save yet: start a run (s).")
+        self.save_checkpoint(self.run)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training-save")
+    def save_checkpoint(self, run: TrainingRun) -> tuple[str, int]:
+        """Write the checkpoint off the UI thread (a GPU preset's is a gigabyte); returns (path, step)."""
+        path, step = run.save_now()
+        return str(path), step
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "training-save":
             return
-        if self.run.state == "running":
-            self.notify("Pause first (p): a checkpoint is taken between steps.", severity="warning")
-            return
-        try:
-            path = t.save()
-        except OSError as exc:
-            self.notify(f"Could not save: {exc}", severity="error")
-            return
-        self.notify(f"Saved {path} (step {t.step}); open it as the 'tiny' model.", title="Checkpoint")
+        if event.state == WorkerState.SUCCESS:
+            path, step = event.worker.result
+            self.notify(f"Saved {path} (step {step}); open it as the 'tiny' model.", title="Checkpoint")
+        elif event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.notify(str(err) if isinstance(err, LabError) else f"Could not save: {err}", severity="error")
 
     def action_log_scale(self) -> None:
         self.log_scale = not self.log_scale
-        self.redraw(force=True)
 
-    # ---- drawing --------------------------------------------------------------------------
-    def redraw(self, force: bool = False) -> None:
-        run = self.run
-        if not force and run.version == self._drawn_version:
-            return
-        self._drawn_version = run.version
-        with run.lock:
-            steps, losses = list(run.steps), list(run.losses)
-            vsteps, vlosses = list(run.val_steps), list(run.val_losses)
-            tps, samples, last = list(run.tps), list(run.samples), run.last
-            state, message, preset = run.state, run.message, run.preset
-        ev = last
-        parts = [f"preset {preset} · {state}"]
-        if ev is not None:
-            parts.append(f"step {ev.step}/{ev.max_iters}")
-            if losses:
-                parts.append(f"loss {losses[-1]:.4f}")
-            if vlosses:
-                parts.append(f"val {vlosses[-1]:.4f}")
-            if self.show_speed:
-                parts += [f"{ev.tokens_per_sec:,.0f} tok/s",
-                          f"MFU {ev.mfu * 100:.1f}%" if ev.mfu is not None else "MFU n/a (CPU)", f"ETA {ev.eta:.0f}s"]
-            parts.append(f"device {ev.device}")
-        line = " · ".join(parts) + (f"\n{message}" if message else "\ns start · p pause · x stop · n preset")
-        self.query_one("#train-readout", Static).update(Text(line))
-        bar = self.query_one("#train-bar", ProgressBar)
-        if ev is not None:
-            bar.update(total=ev.max_iters, progress=ev.step)
-        try:
-            plot = self._plot(steps, losses, vsteps, vlosses)
-        except Exception as exc:  # plotting must never take the screen down
-            plot = Text(f"(the loss plot could not be drawn: {exc.__class__.__name__}: {exc})")
-        self.query_one("#train-plot", Static).update(plot)
-        self.query_one("#train-tps", Sparkline).data = (tps[-120:] if self.show_speed else []) or [0]
-        log = self.query_one("#train-samples", RichLog)
-        for step, text in samples[self._samples_shown:]:
-            log.write(Text(f"── step {step} ──", style="bold"))
-            log.write(Text(text))
-        self._samples_shown = len(samples)
+    # ---- talk steps and saved states ------------------------------------------------------
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (lab.talk.FIELDS["training"]): the preset of the next run."""
+        if "preset" in fields:
+            self.run.set_preset(fields["preset"])  # a LabError names the presets; the talk shows it
+            self.poll()
 
-    def _plot(self, steps, losses, vsteps, vlosses) -> Text:
-        if not losses:
-            return Text("The loss plot appears when training starts.")
-        import plotext as plt
+    def state(self) -> dict:
+        return {"fields": {"preset": self.run.snapshot().preset}}
 
-        widget = self.query_one("#train-plot", Static)
-        w, h = max(30, widget.size.width), max(8, widget.size.height)
-        plt.clf()
-        plt.plotsize(w, h)
-        plt.theme("clear")
-        stride = max(1, len(steps) // 400)
-        plt.plot(steps[::stride], losses[::stride], label="train")
-        if vlosses:
-            plt.plot(vsteps, vlosses, label="val", marker="dot")
-        if self.log_scale:
-            plt.yscale("log")
-        plt.xlabel("step")
-        plt.title("loss" + (" (log scale)" if self.log_scale else ""))
-        return Text.from_ansi(plt.build())
+    def palette_commands(self):
+        from lab.training_run import PRESET_ORDER
+
+        yield "training: start", self.action_start, "Start a run with the current preset"
+        yield "training: pause or resume", self.action_pause, "Pause or resume the run"
+        yield "training: stop", self.action_stop, "Stop the run (writes a checkpoint)"
+        yield "training: log scale", self.action_log_scale, "Log scale for the loss plot"
+        for name in PRESET_ORDER:
+            yield f"training: preset {name}", (lambda n=name: self.apply_step({"preset": n})), preset_summary(name)
+
+    def restore_state(self, state: dict) -> None:
+        if not self.run.active:
+            self.apply_step(state.get("fields", {}))

@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from lab.bpe import encode_with_merges, replay, split_chunks, train_bpe
+from lab.bpe import (PRE_TOKENIZERS, encode_with_merges, replay, replay_text, split_chunks, split_in_turn,
+                     train_bpe)
 from lab.errors import CancelledError, LabError
 from lab.paths import default_corpus
 from lab.tokenizers import ENCODINGS, tiktoken_encoding
@@ -79,7 +80,7 @@ def test_replay_reaches_encoder_tokens(name):
     text = "Tokenization: strawberry, 9.11 > 9.9? 你好 👩‍👩‍👧 antidisestablishmentarianism"
     ids = []
     for chunk in split_chunks(text, enc.pat_str):
-        steps = replay(chunk.encode(), enc.ranks)
+        steps = replay(chunk.encode(), lambda a, b: enc.ranks.get(a + b))
         assert steps[0].parts == tuple(bytes([b]) for b in chunk.encode())
         assert all(s.rank >= 0 for s in steps[1:])
         ranks = [s.rank for s in steps[1:]]
@@ -90,6 +91,39 @@ def test_replay_reaches_encoder_tokens(name):
 
 def test_replay_hand_example():
     ranks = {b"a": 0, b"b": 1, b"c": 2, b"ab": 3, b"abc": 4}
-    steps = replay(b"abc", ranks)
+    steps = replay(b"abc", lambda a, b: ranks.get(a + b))
     assert [s.parts for s in steps] == [(b"a", b"b", b"c"), (b"ab", b"c"), (b"abc",)]
     assert [s.rank for s in steps] == [-1, 3, 4]
+
+
+def test_split_in_turn_hand_example():
+    assert split_in_turn("ab12 c  d", PRE_TOKENIZERS["smollm"]) == ["ab", "1", "2", " c", " ", " d"]
+
+
+TRICKY = "I love strawberry! 9.11 > 9.9? Hello   world\n\n  def f(x):\treturn x*2 — café 你好 👍🏽 it's"
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_selected_encodings_rules_replay_to_its_tokens(name):
+    enc = tiktoken_encoding(name)
+    rules = enc.merge_rules()
+    ids = [rules.token_id(p) for steps in replay_text(TRICKY, rules) for p in steps[-1].parts]
+    assert ids == enc.encode(TRICKY)
+
+
+def test_smollm2_merge_list_replays_to_llama_cpps_tokens(smol):
+    from lab.tokenizers import model_encoding
+
+    rules = model_encoding(smol).merge_rules()
+    for text in (TRICKY, "strawberry", "  leading spaces and 12345 digits\r\n"):
+        steps = replay_text(text, rules)
+        assert all(s.rank >= 0 for chunk in steps for s in chunk[1:])
+        ids = [rules.token_id(p) for chunk in steps for p in chunk[-1].parts]
+        assert ids == smol.tokenize(text, add_special=False)
+
+
+def test_gemma_is_refused_with_the_reason(gemma):
+    from lab.tokenizers import model_encoding
+
+    with pytest.raises(LabError, match="SentencePiece-style.*cannot be replayed merge by merge"):
+        model_encoding(gemma).merge_rules()

@@ -29,7 +29,8 @@ async def run_command(pilot, app, name: str) -> None:
     hits = await palette_hits(pilot, app, name)
     assert any(h.startswith(name) for h in hits), (name, hits)
     results = app.screen.query_one("#--results", Vertical).query_one(OptionList)
-    results.highlighted = next(i for i, h in enumerate(hits) if h.startswith(name))
+    exact = [i for i, h in enumerate(hits) if h == name]
+    results.highlighted = exact[0] if exact else next(i for i, h in enumerate(hits) if h.startswith(name))
     await pilot.press("enter")
     await pilot.pause()
     assert not CommandPalette.is_open(app)
@@ -57,3 +58,25 @@ async def test_screenshot_is_offered_once(size):
         await settle(app, pilot)
         hits = await palette_hits(pilot, app, "screenshot")
         assert [h for h in hits if "creenshot" in h] == ["app: save screenshot"]
+
+
+async def test_tokens_commands_run_from_the_palette():
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await run_command(pilot, app, "tokens: preset emoji")
+        await settle(app, pilot)
+        assert "👍🏽" in app.screen.text
+        await run_command(pilot, app, "tokens: clear the text")
+        await settle(app, pilot)
+        assert app.screen.text == ""
+
+
+async def test_training_commands_run_from_the_palette():
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await settle(app, pilot)
+        await run_command(pilot, app, "training: preset cpu")  # exactly "cpu", not "cpu-quick"
+        await pilot.pause()
+        assert app.training.snapshot().preset == "cpu"

@@ -56,6 +56,24 @@ async def test_save_reset_and_reopen_bring_every_screen_back(tmp_path):
         assert js["variants"][0]["passed"] == sum(a["passed"] for a in js["variants"][0]["answers"])
 
 
+async def test_the_tokens_screen_comes_back_with_its_exact_text(tmp_path):
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        s = app.screen
+        s.apply_step({"text": "a\r\nb\u2028c\td", "encoding": "o200k_base", "view": "compare"})
+        s.show_ids = True
+        await settle(app, pilot)
+        saved = app.action_save_state(str(tmp_path / "t.json"))
+        await app.action_reset_screen()
+        await settle(app, pilot)
+        assert app.screen.text != "a\r\nb\u2028c\td"
+        assert await app.open_state(str(saved))
+        await settle(app, pilot)
+        s = app.screen
+        assert (s.text, s.current, s.active_view, s.show_ids) == ("a\r\nb\u2028c\td", "o200k_base", "tab-compare", True)
+
+
 async def test_a_damaged_or_newer_file_loads_nothing(tmp_path):
     app = make_test_app(load_models=False)
     async with app.run_test(size=(100, 30)) as pilot:

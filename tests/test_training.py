@@ -11,8 +11,9 @@ import torch
 from lab import catalogue
 from lab.train import PRESETS, Trainer, save_atomic
 
+# On the CPU on every machine: exact reloads and seeded comparisons hold there (a GPU's kernels may differ).
 TINY = replace(PRESETS["cpu-quick"], max_iters=60, lr_decay_iters=60, eval_interval=30, eval_iters=10,
-               sample_interval=30, seed=7)
+               sample_interval=30, seed=7, device="cpu")
 
 
 def run(trainer):
@@ -111,3 +112,116 @@ def test_cli_train_prints_events(tmp_path):
                          timeout=300, check=True).stdout
     assert "step 10/20" in out and "val " in out and "stopped: done" in out
     assert (tmp_path / "ckpt.pt").exists()
+
+
+class _RunsCode:
+    """Pickles as a call to os.mkdir: what a hostile checkpoint hides."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_checkpoint_whose_pickle_runs_code_is_refused_and_the_code_does_not_run(tmp_path):
+    from lab.errors import LabError
+    from lab.train import load_checkpoint
+
+    marker = tmp_path / "the-code-ran"
+    evil = tmp_path / "ckpt.pt"
+    torch.save({"model": _RunsCode(marker), "step": 1}, evil)
+    with pytest.raises(LabError, match=r"refused: loading it would run \S*mkdir") as err:
+        load_checkpoint(evil)
+    assert "weights only" in str(err.value) and not marker.exists()
+    with pytest.raises(LabError, match="refused"):  # --resume and opening it as a model go the same way
+        Trainer.resume_from(evil)
+    with pytest.raises(LabError, match="refused"):
+        catalogue.load(str(evil))
+    assert not marker.exists()
+    torch.load(evil, weights_only=False)  # the premise: a full unpickle does run it
+    assert marker.is_dir()
+
+
+def test_a_checkpoint_that_needs_a_full_unpickle_gets_a_clear_message(tmp_path):
+    from lab.errors import LabError
+    from lab.train import load_checkpoint
+
+    old = tmp_path / "old.pt"
+    torch.save({"model": {}, "pieces": np.array([1, 2, 3])}, old)  # a numpy array: not weights-only
+    with pytest.raises(LabError, match=r"needs a full unpickle \(it holds numpy\S+\)") as err:
+        load_checkpoint(old)
+    assert "weights_only=False" in str(err.value)  # how to convert a file of one's own
+
+
+def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):
+    t = Trainer(replace(TINY, out_dir=str(tmp_path), max_iters=3))
+    run(t)
+    ckpt = torch.load(t.checkpoint_path(), map_location="cpu", weights_only=True)  # torch's own check
+    assert ckpt["step"] == 3 and ckpt["pieces"] == t.corpus.pieces
+    assert ckpt["model_config"] == t.model_cfg.to_dict()
+
+
+def test_a_new_run_keeps_the_previous_checkpoint_and_resume_continues_in_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPDIVE_LAB_CACHE", str(tmp_path))
+    out = tmp_path / "tiny"
+    first = Trainer(replace(TINY, out_dir=str(out), max_iters=4))
+    run(first)
+    before = (out / "ckpt.pt").read_bytes()
+    second = Trainer(replace(TINY, out_dir=str(out), max_iters=6, seed=8))
+    run(second)
+    kept = sorted(out.glob("ckpt-*.pt"))
+    assert kept == [second.kept_previous] and kept[0].read_bytes() == before
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 6
+    assert "step 6" in catalogue.load("tiny").info.source  # the catalogue opens the latest
+    resumed = Trainer.resume_from(out / "ckpt.pt", max_iters=8, lr_decay_iters=8)
+    run(resumed)  # continuing a file replaces it in place: no extra copy
+    assert sorted(out.glob("ckpt-*.pt")) == kept and resumed.kept_previous is None
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 8
+
+
+def test_the_training_run_reports_stopped_and_every_snapshot_is_consistent(tmp_path):
+    import threading
+
+    from lab.training_run import TrainingRun
+
+    tr = TrainingRun()
+    tr.start(replace(TINY, out_dir=str(tmp_path), max_iters=100000, lr_decay_iters=100000))
+    seen = []
+    done = threading.Event()
+
+    def reader():  # reads while the worker writes: every snapshot is whole
+        while not done.is_set():
+            v = tr.snapshot()
+            seen.append((len(v.steps), len(v.losses), len(v.tps), len(v.val_steps), len(v.val_losses)))
+
+    th = threading.Thread(target=reader)
+    th.start()
+    while len(tr.snapshot().steps) < 40:
+        tr.thread.join(0.05)
+    tr.stop()
+    tr.thread.join(60)
+    done.set()
+    th.join()
+    view = tr.snapshot()
+    assert view.state == "stopped" and view.message.startswith(f"stopped at step {view.last.step} (checkpoint saved)")
+    assert "finished" not in view.message
+    assert all(a == b == c and d == e for a, b, c, d, e in seen) and len(seen) > 10
+    with pytest.raises(Exception, match="no run to stop"):
+        tr.stop()
+
+
+def test_only_the_newest_kept_checkpoints_stay(tmp_path):
+    import os
+
+    from lab.train import KEEP_PREVIOUS, keep_previous
+
+    ckpt = tmp_path / "ckpt.pt"
+    kept = []
+    for i in range(KEEP_PREVIOUS + 2):
+        ckpt.write_bytes(f"run {i}".encode())
+        os.utime(ckpt, (1_000_000 + i * 60, 1_000_000 + i * 60))  # each run a minute later
+        kept.append(keep_previous(ckpt))
+        ckpt.unlink()
+    left = sorted(p.read_bytes() for p in tmp_path.glob("ckpt-*.pt"))
+    assert left == [f"run {i}".encode() for i in range(2, KEEP_PREVIOUS + 2)]

@@ -1,5 +1,7 @@
 """The lab's own tiny GPT as a catalogue backend (a checkpoint written by `lab.train`).
 
+The checkpoint is read by `lab.train.load_checkpoint` (weights only: a file that would run code
+is refused); one that lacks the tiny GPT's fields gets a LabError, not a traceback.
 A checkpoint whose vocabulary has the chat tokens (corpus kind "bpe-chat", written by `lab.sft`:
 `tiny-chat` and its pretrained base) is a chat model: ChatML template, `<|im_end|>` ends a reply."""
 
@@ -47,14 +49,15 @@ class TinyBackend(Backend):
             cfg = GPTConfig(**ckpt["model_config"])
             model = GPT(cfg)
             model.load_state_dict(ckpt["model"])
-        except (KeyError, RuntimeError, TypeError) as exc:
+            corpus = Corpus(ckpt["corpus_kind"], list(ckpt["pieces"]))
+            step = int(ckpt["step"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise LabError(f"{Path(entry.path).name} is not a deepdive-lab tiny-GPT checkpoint ({exc}).") from exc
         model.eval()
-        corpus = Corpus(ckpt["corpus_kind"], list(ckpt["pieces"]))
         info = ModelInfo(name=entry.name, architecture="tiny-gpt", parameters=model.n_params(),
                          vocab_size=cfg.vocab_size, context_length=cfg.block_size, quantisation="float32",
                          backend="torch (tiny)", device="cpu", has_chat_template=False,
-                         source=f"{entry.path} (step {ckpt['step']})")
+                         source=f"{entry.path} (step {step})")
         return cls(model, corpus, info)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:

@@ -1,19 +1,44 @@
-"""BPE replay: step merge by merge from a chunk's bytes to its final tokens."""
+"""BPE replay: step merge by merge from a chunk's bytes to its final tokens, in the
+encoding the screen has selected (its merge rules load in this widget's worker: a model's
+merge list is read from its GGUF). An encoding that cannot be replayed says why."""
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.binding import Binding
-from textual.widgets import Static
+from dataclasses import dataclass
 
-from lab.bpe import Step, replay, split_chunks
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.reactive import var
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from lab.bpe import Step, replay_text
+from lab.errors import LabError
 from lab.tokentext import label
 
 _COLOURS = 6
+HINT = "Select text (or put the cursor on a word) and press Ctrl+R to replay its merges."
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A prepared replay: every chunk's steps, and the ids it ends with against the encoder's."""
+
+    source: str
+    name: str  # the encoding's label
+    rank_name: str
+    chunks: tuple[tuple[Step, ...], ...]
+    final_ids: tuple[int | None, ...]
+    encoder_ids: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(len(c) - 1 for c in self.chunks)
 
 
 class ReplayView(Static, can_focus=True):
-    """Shows one state of a BPE replay; arrow keys step through the merges of all chunks."""
+    """Shows one state of a replay; arrow keys step through the merges of all chunks."""
 
     BINDINGS = [
         Binding("right,space", "step(1)", "Next merge", id="replay.next"),
@@ -37,50 +62,72 @@ class ReplayView(Static, can_focus=True):
     ReplayView > .replay-view--dim { color: $text-muted; }
     """
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.chunks: list[list[Step]] = []
-        self.position = 0  # global step index across chunks
-        self.total = 0
-        self.source = ""
-        self.encoding_name = ""
-        self.final_ids: list[int] = []
-        self.encoder_ids: list[int] = []
-        self.message = "Select text (or put the cursor on a word) and press Ctrl+R to replay its merges."
+    replay: var[Replay | None] = var(None)
+    """The replay shown (None: the message instead)."""
+    position: var[int] = var(0)
+    """The global step shown, across chunks: 0 is the raw bytes, `replay.total` the final tokens."""
+    message: var[str] = var(HINT)
+    """What is shown instead of a replay: a hint, "preparing…", or why it cannot be replayed."""
 
     def load(self, text: str, encoding) -> None:
-        """Prepare a replay of `text` with a tiktoken-style `encoding` (needs merge ranks)."""
-        self.source = text
-        self.encoding_name = encoding.label
-        if not encoding.ranks:
-            self.chunks, self.total, self.position = [], 0, 0
-            self.message = (f"BPE replay needs the merge ranks of the encoding; {encoding.label} does not expose "
-                            "them here. Switch to cl100k_base or o200k_base (Ctrl+N).")
-            self.refresh_view()
+        """Replay `text` in `encoding` (a `TextEncoding`); the work runs in this widget's worker."""
+        self.message = f"preparing the replay of {text!r} in {encoding.label}…"
+        self.replay = None
+        self._prepare(text, encoding)
+
+    @work(thread=True, exclusive=True, group="replay", exit_on_error=False)
+    def _prepare(self, text: str, encoding) -> Replay | str:
+        """Returns the replay, or the reason there is none."""
+        try:
+            rules = encoding.merge_rules()
+        except LabError as exc:
+            return f"BPE replay of {encoding.label}: {exc.message}"
+        chunks = replay_text(text, rules)
+        final = tuple(rules.token_id(p) for steps in chunks for p in steps[-1].parts)
+        return Replay(text, encoding.label, rules.rank_name, tuple(map(tuple, chunks)), final,
+                      tuple(encoding.encode(text)))
+
+    @on(Worker.StateChanged)
+    def _prepared(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "replay":
             return
-        self.chunks = [replay(chunk.encode("utf-8", "surrogatepass"), encoding.ranks)
-                       for chunk in split_chunks(text, encoding.pat_str)]
-        self.total = sum(len(c) - 1 for c in self.chunks)
-        self.position = 0
-        self.final_ids = [encoding.ranks[p] for steps in self.chunks for p in steps[-1].parts]
-        self.encoder_ids = encoding.encode(text)
-        self.message = ""
-        self.refresh_view()
+        event.stop()
+        if event.state == WorkerState.SUCCESS:
+            result = event.worker.result
+            if isinstance(result, Replay):
+                self.position = 0
+                self.message = ""
+                self.replay = result
+            else:
+                self.message = result
+        elif event.state == WorkerState.ERROR:
+            self.message = f"the replay failed: {event.worker.error}"
+
+    # ---- stepping -----------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return self.replay.total if self.replay else 0
+
+    @property
+    def final_ids(self) -> list:
+        return list(self.replay.final_ids) if self.replay else []
+
+    @property
+    def source(self) -> str:
+        return self.replay.source if self.replay else ""
 
     def action_step(self, delta: int) -> None:
         self.position = max(0, min(self.total, self.position + delta))
-        self.refresh_view()
 
     def action_jump(self, where: int) -> None:
         self.position = 0 if where == 0 else self.total
-        self.refresh_view()
 
     def state(self) -> tuple[list[tuple[Step, bool]], Step | None]:
         """The state shown at `position`: per chunk (its current step, whether it made the last merge)."""
         remaining = self.position
         shown: list[tuple[Step, bool]] = []
         last = None
-        for steps in self.chunks:
+        for steps in self.replay.chunks if self.replay else ():
             take = min(len(steps) - 1, remaining)
             remaining -= take
             is_last = take > 0 and remaining == 0 and last is None
@@ -92,27 +139,38 @@ class ReplayView(Static, can_focus=True):
     def current_parts(self) -> list[bytes]:
         return [p for step, _ in self.state()[0] for p in step.parts]
 
-    def on_mount(self) -> None:
-        self._ready = True
-        self.call_after_refresh(self.refresh_view)
+    # ---- drawing ------------------------------------------------------------------------
+    def watch_replay(self) -> None:
+        self._draw()
 
-    def refresh_view(self) -> None:
-        if not getattr(self, "_ready", False):  # drawn once mounted
+    def watch_position(self) -> None:
+        self._draw()
+
+    def watch_message(self) -> None:
+        self._draw()
+
+    def on_mount(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.is_mounted:
             return
-        if self.message:
-            self.update(Text(self.message))
+        replay = self.replay
+        if replay is None or self.message:
+            self.update(Text(self.message or HINT))
             return
         dim = self.get_component_rich_style("replay-view--dim", partial=True)
         merged_style = self.get_component_rich_style("replay-view--merged", partial=True)
         colours = [self.get_component_rich_style(f"replay-view--t{i}", partial=True) for i in range(_COLOURS)]
         shown, last = self.state()
         out = Text()
-        out.append(f"{self.encoding_name} · step {self.position}/{self.total}\n", "bold")
+        out.append(f"{replay.name} · step {self.position}/{replay.total}\n", "bold")
         if last is None:
             out.append("the raw UTF-8 bytes: every token starts as one byte\n", dim)
         else:
             a, b = last.pair
-            out.append(f"merge {label(a, True)!r} + {label(b, True)!r} → {label(a + b, True)!r}  (rank {last.rank})\n")
+            out.append(f"merge {label(a, True)!r} + {label(b, True)!r} → {label(a + b, True)!r}  "
+                       f"({replay.rank_name} {last.rank:,})\n")
         k = 0
         for step, just in shown:
             for i, part in enumerate(step.parts):
@@ -122,9 +180,10 @@ class ReplayView(Static, can_focus=True):
                 k += 1
         n_parts = sum(len(step.parts) for step, _ in shown)
         out.append(f"\n{n_parts} tokens", dim)
-        if self.position == self.total:
-            same = self.final_ids == self.encoder_ids
-            out.append(f" · final ids {self.final_ids[:12]}{' …' if len(self.final_ids) > 12 else ''} "
-                       f"{'= the encoder' + chr(39) + 's ids ✓' if same else '≠ the encoder (unexpected)'}", dim)
+        if self.position == replay.total:
+            ids = list(replay.final_ids)
+            same = ids == list(replay.encoder_ids)
+            verdict = "= the encoder's ids ✓" if same else f"≠ the encoder's {list(replay.encoder_ids)[:12]}"
+            out.append(f" · final ids {ids[:12]}{' …' if len(ids) > 12 else ''} {verdict}", dim)
         out.append("\n←/→ step · Home/End", dim)
         self.update(out)

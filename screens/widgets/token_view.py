@@ -1,4 +1,8 @@
-"""Draws tokenized text: one coloured span per token, optional ids and bytes after each."""
+"""Draws tokenized text: one coloured span per token, optional ids and bytes after each.
+
+A token that ends a line keeps its id and bytes on its own line, and the colour stays on the
+glyph, not across the break. A surrogate code point of the text (which no tokenizer can see:
+they see U+FFFD) is drawn as its escape, "\\udc4d", in the warning colour."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Sequence
 from textual.content import Content
 from textual.widgets import Static
 
-from lab.tokentext import TokenSpan, label, visible
+from lab.tokentext import SURROGATE, VISIBLE, TokenSpan, has_surrogates, label, visible
 
 N_COLOURS = 6
 
@@ -24,6 +28,7 @@ class TokenView(Static):
         "token-view--id",
         "token-view--note",
         "token-view--special",
+        "token-view--bad",
     }
 
     DEFAULT_CSS = """
@@ -38,18 +43,20 @@ class TokenView(Static):
     TokenView > .token-view--id { color: $text-muted; text-style: italic; }
     TokenView > .token-view--note { color: $text-warning; text-style: italic; }
     TokenView > .token-view--special { background: $error 70%; text-style: bold; }
+    TokenView > .token-view--bad { color: $text-warning; background: $warning 25%; text-style: bold; }
     """
 
     def style_of(self, name: str):
         return self.get_visual_style(f"token-view--{name}")
 
     def fit(self, spans: Sequence[TokenSpan], focus: int, *, show_ids: bool = False, show_bytes: bool = False,
-            show_ws: bool = False) -> list[TokenSpan]:
-        """The part of `spans` that fits the view around token `focus`: a third of the lines
-        before it, the rest after. Drawing only what can be seen keeps a keystroke cheap on long
-        texts; the estimate wraps by characters, and a margin covers word wrapping."""
+            show_ws: bool = False, height: int | None = None) -> list[TokenSpan]:
+        """The part of `spans` that fits `height` lines (default: the view's) around token `focus`:
+        a third of the lines before it, the rest after. Drawing only what can be seen keeps a
+        keystroke cheap on long texts; the estimate wraps by characters, and a margin covers
+        word wrapping."""
         width = max(10, self.size.width - 2)
-        height = self.size.height
+        height = self.size.height if height is None else height
         if height <= 0 or not spans:
             return list(spans)
 
@@ -88,34 +95,61 @@ class TokenView(Static):
         id_style = self.style_of("id")
         special_style = self.style_of("special")
         note = self.style_of("note")
+        bad = self.style_of("bad")
+        surrogates = has_surrogates(text)
         parts: list = []
         add = parts.append
         if spans and spans[0].index > 0:
             add((f"… tokens 1–{spans[0].index:,} not drawn\n", note))
-        for span in spans:
-            if aligned:
-                body = visible(text[span.char_start:span.char_end], show_ws)
-            else:
-                body = label(span.piece, show_ws)
+        for k, span in enumerate(spans):
             if span.id in special_ids:
                 style = special_style
             elif span.partial and not aligned:
                 style = partial_colours[span.index % N_COLOURS]
             else:
                 style = colours[span.index % N_COLOURS]
-            if body.endswith("\n"):  # keep the colour on the glyph, not across the line break
-                add((body[:-1], style))
-                add("\n")
+            if surrogates and SURROGATE.search(text, span.char_start, span.char_end):
+                body = self._with_surrogates(text[span.char_start:span.char_end], show_ws, style, bad, add)
             else:
-                add((body, style))
+                body = visible(text[span.char_start:span.char_end], show_ws) if aligned else label(span.piece, show_ws)
+                if show_ws and span.partial and not aligned:
+                    body += self._completed(text, span, spans[k + 1] if k + 1 < len(spans) else None)
+                add((body.removesuffix("\n"), style))  # the colour on the glyph, not across the break
             if show_ids:
                 add((str(span.id), id_style))
                 add(" ")
             if show_bytes:
                 add(("[" + " ".join(map(str, span.piece)) + "]", id_style))
                 add(" ")
+            if body.endswith("\n"):  # the id and bytes stay on the token's own line
+                add("\n")
         if total > len(spans) and spans:
             first, last = spans[0].index + 1, spans[-1].index + 1
             add((f"\n… drawing tokens {first:,}–{last:,} of {total:,}, around the cursor "
                  "(the counts above are exact)", note))
         return Content.assemble(*parts, strip_control_codes=False)
+
+    @staticmethod
+    def _completed(text: str, span: TokenSpan, after: TokenSpan | None) -> str:
+        """For a token holding the last bytes of an invisible character (a line separator, a
+        no-break space…): "=" and the character's name, e.g. ⟨e2 80⟩⟨a8⟩ completes "=⟨LS⟩"."""
+        if after is not None and after.partial and after.char_start == after.char_end:
+            return ""  # the character goes on in the next token
+        ch = text[span.char_end - 1] if span.char_end > 0 else ""
+        named = visible(ch, True) if ch in VISIBLE else ""
+        return "=" + named if named else ""
+
+    @staticmethod
+    def _with_surrogates(chars: str, show_ws: bool, style, bad, add) -> str:
+        """Draw `chars` (holding surrogates) with each surrogate's escape in the `bad` style;
+        returns the drawn body (to tell whether it ends a line)."""
+        body, pos = "", 0
+        for m in SURROGATE.finditer(chars):
+            if m.start() > pos:
+                add((visible(chars[pos:m.start()], show_ws), style))
+            add((visible(m.group(), show_ws), bad))
+            body, pos = visible(m.group(), show_ws), m.end()
+        if pos < len(chars):
+            body = visible(chars[pos:], show_ws)
+            add((body.removesuffix("\n"), style))
+        return body
