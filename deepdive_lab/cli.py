@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--batch", type=int)
     f.add_argument("--lr", type=float)
     f.add_argument("--seed", type=int)
+    f.add_argument("--experiment", action="store_true",
+                   help="tiny: answer-first vs working-first SFT on the word problems, scored on held-out ones")
     f.add_argument("--quiet", action="store_true", help="print only evaluation steps")
     s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -133,7 +135,13 @@ def sft_command(args) -> int:
             if args.pretrain_steps is not None:
                 common["pretrain_iters"] = args.pretrain_steps
             device = {"device": args.device} if args.device != "auto" else {}
-            trainer = TinyChat(replace(PRESETS[args.preset], **common, **device))
+            cfg = replace(PRESETS[args.preset], **common, **device)
+            if args.experiment:
+                from lab.sft import StyleExperiment
+
+                trainer = StyleExperiment(replace(cfg, counts=(0, cfg.counts[1], 0, 0)))
+            else:
+                trainer = TinyChat(cfg)
             events = trainer.run()
         else:
             from lab.lora import LoRAConfig, LoRATrainer
@@ -149,7 +157,13 @@ def sft_command(args) -> int:
             last = event
             if not args.quiet or event.val_loss is not None or event.stopped:
                 print(f"{phase} {event.line()}", flush=True)
-        if last is not None and last.stopped == "done":
+        if getattr(trainer, "results", None):
+            for style, scored in trainer.results.items():
+                right = sum(s.passed for s in scored)
+                print(f"{style}-first: {right}/{len(scored)} held-out problems right ({right / len(scored):.0%})")
+                for s in scored[:3]:
+                    print(f"  {'✓' if s.passed else '✗'} {s.question}\n    {s.reply} (checker read {s.got})")
+        elif last is not None and last.stopped == "done":
             if args.target == "tiny":
                 print(f"saved tiny-chat: {last.checkpoint} (open it with --chat-model tiny-chat)")
             else:

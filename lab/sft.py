@@ -395,3 +395,73 @@ class TinyChat:
         self.sft = SFTTrainer(self.cfg, self.vocab, self.base_state, self.examples)
         for event in self.sft.run():
             yield "sft", event
+
+
+# ---- models need tokens to think: answer-first vs working-first -----------------------------------
+
+@dataclass(frozen=True)
+class Scored:
+    """One held-out problem, the sampled answer, and the code checker's verdict on it."""
+
+    question: str
+    truth: str
+    reply: str
+    ended: bool
+    passed: bool
+    got: str  # what the checker read in the reply ("3", "no number", ...)
+
+
+def score(model, vocab: ChatVocab, examples: list[Example], max_tokens: int = 160, seed: int = 0) -> list[Scored]:
+    """Sample an answer to each example (seeded) and mark it with its checker (`lab.sft_data.checker`)."""
+    from lab.sft_data import checker
+
+    out = []
+    for e, r in zip(examples, sample_replies(model, vocab, examples, max_tokens, seed)):
+        verdict = checker(e)(r.text)
+        out.append(Scored(e.question, e.truth, r.text, r.ended, verdict.passed, verdict.got))
+    return out
+
+
+class StyleExperiment:
+    """The talk's "models need tokens to think", on the tiny model: one pretraining, then two SFT runs
+    from it on the same word problems that differ only in the solution style ("answer": the answer
+    first, then why; "working": the working first), each scored on the same held-out problems.
+
+        exp = StyleExperiment(replace(PRESETS["cpu-quick"], counts=(0, 300, 0, 0)))
+        for phase, event in exp.run(): ...      # "pretrain", "sft answer", "sft working"
+        exp.results["working"]                  # [Scored], one per held-out problem
+
+    Whatever comes out is reported as it is: no run is repeated or picked."""
+
+    def __init__(self, cfg: SFTConfig, problems: int = 40, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.problems, self.seed = problems, seed
+        self.results: dict[str, list[Scored]] = {}
+        self.current: TinyChat | SFTTrainer | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self.current is not None:
+            self.current.stop()
+
+    def run(self):
+        first = TinyChat(replace(self.cfg, style="answer", out_dir=str(Path(self.cfg.out_dir or cache_dir() /
+                                                                                 "tiny-chat-experiment") / "answer")))
+        self.current = first
+        for phase, event in first.run():
+            yield phase if phase == "pretrain" else "sft answer", event
+        if self._stopped or first.sft is None:
+            return
+        self.results["answer"] = score(first.sft.model, first.vocab, self._held(first), seed=self.seed)
+        second = SFTTrainer(replace(first.cfg, style="working", out_dir=str(Path(first.cfg.out_dir).parent / "working")),
+                            first.vocab, first.base_state)
+        self.current = second
+        for event in second.run():
+            yield "sft working", event
+        if not self._stopped:
+            self.results["working"] = score(second.model, first.vocab, self._held(second), seed=self.seed)
+
+    def _held(self, chat) -> list[Example]:
+        trainer = chat.sft if isinstance(chat, TinyChat) else chat
+        return [e for e in trainer.held_out if e.task == "apples"][:self.problems]

@@ -138,3 +138,21 @@ def test_cli_sft_bad_data_says_which_line(tmp_path, capsys):
                    '{"role": "user", "content": "and?"}]}\n')
     assert main(["sft", "tiny", "--data", str(bad)]) == 1
     assert "line 1 ends with a user turn" in capsys.readouterr().err
+
+
+def test_answer_first_vs_working_first_scores_the_same_held_out_problems(tmp_path):
+    from lab.sft import StyleExperiment
+    from lab.sft_data import checker
+
+    cfg = SFTConfig(**{**CFG, "counts": (0, 160, 0, 0), "pretrain_iters": 60, "max_iters": 80, "lr_decay_iters": 80,
+                       "eval_interval": 1000}, out_dir=str(tmp_path))
+    exp = StyleExperiment(cfg, problems=12, seed=1)
+    phases = [p for p, _ in exp.run()]
+    assert phases.count("sft answer") == phases.count("sft working") == 81
+    answer, working = exp.results["answer"], exp.results["working"]
+    assert [s.question for s in answer] == [s.question for s in working] and len(answer) == 12
+    truths = {e.question: e for e in exp.current.held_out}
+    for s in answer + working:  # each verdict is the checker's own reading of the sampled reply
+        verdict = checker(truths[s.question])(s.reply)
+        assert (s.passed, s.got) == (verdict.passed, verdict.got)
+    assert all(e.messages[-1].content.endswith(f"The answer is ${e.truth}.") for e in exp.current.held_out)
