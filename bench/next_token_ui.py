@@ -4,7 +4,7 @@ Reference, measured in the same run on the same model: a raw llama-cpp-python on
 decode on top of the same 500-token prefix (target: screen <= 1.2x raw). Also checks that
 changing the temperature redraws without any model call.
 
-    python bench/next_token_ui.py [--steps 20]
+    python bench/next_token_ui.py [--steps 20] [--size 120x40]
 
 Three patterns: keys back to back (each as soon as the bars are drawn), and at a person's pace
 (0.4 s to read the bars) picking candidate 1 or a random candidate 1-9. The screen computes the
@@ -36,7 +36,7 @@ def raw_decodes(path: str, prefix: list[int], steps: int) -> list[float]:
     return times
 
 
-async def screen_steps(steps: int) -> tuple[dict[str, list[float]], list[int], str, int, int]:
+async def screen_steps(steps: int, size: tuple[int, int]) -> tuple[dict[str, list[float]], list[int], str, int, int]:
     from textual.widgets import Input, TextArea
 
     from lab.paths import default_corpus
@@ -45,7 +45,7 @@ async def screen_steps(steps: int) -> tuple[dict[str, list[float]], list[int], s
 
     app = make_app()
     times = []
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(app, pilot)
         await pilot.press("f2")
         await app.workers.wait_for_complete()
@@ -96,11 +96,13 @@ async def screen_steps(steps: int) -> tuple[dict[str, list[float]], list[int], s
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--size", default="120x40", help="terminal columns x lines, e.g. 80x24 or 200x50")
     args = ap.parse_args()
-    times, prefix, path, extra, ahead = asyncio.run(screen_steps(args.steps))
+    size = tuple(int(n) for n in args.size.lower().split("x"))
+    times, prefix, path, extra, ahead = asyncio.run(screen_steps(args.steps, size))
     raw = raw_decodes(path, prefix, args.steps)
     r = statistics.median(raw[2:]) * 1000
-    print(f"candidate key -> new bars after a {len(prefix)}-token prompt (SmolLM2, llama.cpp, CPU); "
+    print(f"candidate key -> new bars at {args.size} after a {len(prefix)}-token prompt (SmolLM2, llama.cpp, CPU); "
           f"raw one-token decode {r:.1f} ms (target <= 1.2x):")
     for name, ts in times.items():
         s = statistics.median(ts[2:]) * 1000

@@ -9,7 +9,9 @@
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
     deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
     deepdive-lab serve [--port 8000]  the lab in a browser tab (one lab per tab)
-Flags: --model / --base-model / --chat-model NAME|PATH, --device auto|cpu|cuda|mps, --backend, --no-models.
+Flags: --model / --base-model / --chat-model NAME|PATH|REMOTE, --device auto|cpu|cuda|mps, --backend, --no-models.
+A REMOTE is `openai+http://host:8000/v1#model` (completions), `openai-chat+...` (chat) or a
+remote's name (`deepdive-lab models` lists them).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deepdive-lab", description="A terminal lab for seeing how language models work.")
-    p.add_argument("--base-model", help=f"base (pretrained) model: name, .gguf path, HF folder or hub id (default {BASE_DEFAULT})")
+    p.add_argument("--base-model", help=f"base (pretrained) model: name, .gguf path, HF folder, hub id or remote (default {BASE_DEFAULT})")
     p.add_argument("--chat-model", help=f"chat (assistant) model (default {CHAT_DEFAULT})")
     p.add_argument("--model", help="use this one model for both roles")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps", "gpu"], help="where models run (default: GPU when there is one)")
@@ -180,6 +182,25 @@ def sft_command(args) -> int:
     return 0
 
 
+def print_remotes() -> None:
+    """The remotes (presets and the config file) with what each can do; keys never printed."""
+    from lab import remotes
+    from lab.errors import LabError
+
+    print(f"\nremotes (use the name as --base-model/--chat-model; add your own in {remotes.config_file()})")
+    try:
+        table = remotes.all_remotes()
+    except LabError as exc:
+        print(f"  {exc}")
+        return
+    for r in table.values():
+        can = (f"next-token top {r.top_logprobs}, streams, surprisal if the server echoes prompt logprobs"
+               if r.kind == "completions" else
+               f"chat with the server's template, streams, top {r.top_logprobs} logprobs where offered")
+        print(f"{r.name:<28} {r.kind:<11} {r.host:<26} {r.key_status()}  ({r.source})\n{'':<28} {can}; "
+              f"no logit lens{'; ' + r.note if r.note else ''}")
+
+
 def serve_command(args) -> int:
     """Serve the lab; each browser tab starts `python -m deepdive_lab` with this command's flags."""
     from deepdive_lab.serve import serve
@@ -260,6 +281,12 @@ def apply_config(args) -> int:
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.config:
+        from pathlib import Path
+
+        from lab import remotes
+
+        remotes.config_override = Path(args.config).expanduser()  # its [remotes.NAME] tables too
     if args.model:
         args.base_model = args.chat_model = args.model
     args.base_model = args.base_model or config.base_model or BASE_DEFAULT
@@ -287,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         for e in discover():
             role = f"  [{e.role} default]" if e.role else ""
             print(f"{e.name:<28} {e.kind:<9} {human_size(e.size_bytes):>9}  {e.source}{role}\n{'':<28} {e.path}")
+        print_remotes()
         return 0
     if args.command == "train":
         return train_command(args)

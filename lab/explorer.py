@@ -10,6 +10,10 @@ While the user looks at the bars, `prefetch` can compute the states one key away
 the next sample will draw, candidates 1-9) in a background thread, so a pick usually shows
 its bars without waiting for the model. A step that asks for a state being prefetched waits
 for that computation instead of starting a second one.
+
+Thread safety: the path (history and position) changes only under the explorer's own lock, so
+a worker appending tokens while the UI thread undoes or redoes leaves a consistent path (each
+state is the one before it plus one token). Read the path at one instant with `state()`.
 """
 
 from __future__ import annotations
@@ -50,46 +54,77 @@ class Explorer:
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states of the path
         self._ahead: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states one key away
         self._lock = threading.Lock()  # guards both caches and the in-flight table
+        self._path_lock = threading.Lock()  # guards history and position (never held during a model call)
         self._inflight: dict[tuple[int, ...], threading.Event] = {}
 
     # ---- the path -------------------------------------------------------------------
     @property
     def ids(self) -> tuple[int, ...]:
-        return self.history[self.position].ids if self.history else ()
+        with self._path_lock:
+            return self.history[self.position].ids if self.history else ()
+
+    def state(self) -> tuple[PathStep | None, int, int]:
+        """(the current step, its index, how many states) read at one instant."""
+        with self._path_lock:
+            return (self.history[self.position] if self.history else None), self.position, len(self.history)
 
     def set_prompt(self, text: str) -> tuple[int, ...]:
         ids = tuple(self.backend.tokenize(text, add_special=True))
         if not ids:
             raise LabError("the prompt is empty: type something for the model to continue.")
-        self.history = [PathStep(ids, "prompt")]
-        self.position = 0
+        with self._path_lock:
+            self.history = [PathStep(ids, "prompt")]
+            self.position = 0
         with self._lock:
             self._ahead.clear()
-        self.logits()
+        self._logits_for(ids, ahead=False)
+        return ids
+
+    def restore(self, steps: list[tuple[tuple[int, ...], str]], position: int) -> tuple[int, ...]:
+        """Put back a saved path: `steps` of (ids, how), each one token longer than the one
+        before; `position` the state shown. Raises LabError when the path does not fit the model."""
+        vocab = self.backend.info.vocab_size
+        if not steps or not 0 <= position < len(steps):
+            raise LabError("the saved path is empty or its position is outside it.")
+        path = [PathStep(tuple(int(i) for i in ids), str(how)) for ids, how in steps]
+        for before, after in zip(path, path[1:]):
+            if after.ids[:-1] != before.ids or len(after.ids) != len(before.ids) + 1:
+                raise LabError("the saved path is damaged: each step must add one token to the one before.")
+        if any(not 0 <= i < vocab for i in path[-1].ids):
+            raise LabError("the saved path holds token ids outside this model's vocabulary.")
+        with self._path_lock:
+            self.history, self.position = path, position
+        with self._lock:
+            self._ahead.clear()
+        ids = path[position].ids
+        self._logits_for(ids, ahead=False)
         return ids
 
     def append(self, token_id: int, how: str) -> tuple[int, ...]:
         """Extend the current state by one token; states ahead of it (after an undo) are dropped."""
         if not 0 <= token_id < self.backend.info.vocab_size:
             raise LabError(f"token id {token_id} is outside the vocabulary.")
-        ids = self.ids + (int(token_id),)
-        del self.history[self.position + 1:]
-        self.history.append(PathStep(ids, how))
-        self.position += 1
-        self.logits()
+        with self._path_lock:
+            ids = (self.history[self.position].ids if self.history else ()) + (int(token_id),)
+            del self.history[self.position + 1:]
+            self.history.append(PathStep(ids, how))
+            self.position += 1
+        self._logits_for(ids, ahead=False)  # this step's state, even if an undo moved the path meanwhile
         return ids
 
     def undo(self) -> bool:
-        if self.position <= 0:
-            return False
-        self.position -= 1
-        return True
+        with self._path_lock:
+            if self.position <= 0:
+                return False
+            self.position -= 1
+            return True
 
     def redo(self) -> bool:
-        if self.position >= len(self.history) - 1:
-            return False
-        self.position += 1
-        return True
+        with self._path_lock:
+            if self.position >= len(self.history) - 1:
+                return False
+            self.position += 1
+            return True
 
     def logits(self) -> np.ndarray:
         """Logits after the current state (cached; computing them is the only model call)."""

@@ -3,6 +3,10 @@
 Headless (no UI import). The app asks for a role's backend from a worker thread;
 loading happens once per role and the result (or the error) is remembered, so a
 failed load is reported, not retried in a loop, until the user asks again.
+
+The logit lens needs hidden states, which llama.cpp does not expose: `load_lens(role)` loads
+the transformers backend of that role's model once (shared by roles naming the same model) and
+`close()` frees it with the others.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Session:
         self._role_locks = {role: threading.Lock() for role in MODEL_ROLES}
         self._backends: dict[str, object] = {}
         self._errors: dict[str, LabError] = {}
+        self._lens_lock = threading.Lock()  # one lens load at a time
+        self._lenses: dict[str, object] = {}  # model name -> its transformers backend
         self.loading = True  # False while the app runs without models (--no-models) until asked to load
 
     def model_name(self, role: str) -> str:
@@ -68,6 +74,9 @@ class Session:
                     self.settings.chat_model = name
                 else:
                     self.settings.base_model = name
+                # A lens of a model no role uses any more goes too.
+                self._lenses = {k: v for k, v in self._lenses.items()
+                                if k in (self.settings.base_model, self.settings.chat_model)}
         # The old backend is not closed here: a stream may still hold it. It is freed when the
         # last reference goes (llama.cpp and torch free their memory then).
         del old
@@ -103,9 +112,40 @@ class Session:
                 self._backends[role] = backend
             return backend
 
+    def lens_loaded(self, role: str):
+        """A backend that exposes hidden states for `role`'s model if one is loaded, else None (never blocks)."""
+        with self._lock:
+            own = self._backends.get(role)
+            if own is not None and own.capabilities.supports_hidden_states:
+                return own
+            return self._lenses.get(self.model_name(role))
+
+    def load_lens(self, role: str):
+        """Load (once) and return a backend with hidden states for `role`'s model: the role's own
+        backend when it has them, else the model through transformers. Blocks: call from a worker.
+
+        Raises a `LabError` when it cannot be loaded (the next call tries again)."""
+        from lab import catalogue
+
+        with self._lens_lock:
+            found = self.lens_loaded(role)
+            if found is not None:
+                return found
+            name = self.model_name(role)
+            try:
+                backend = catalogue.load(name, backend="transformers", device=self.settings.device)
+            except LabError:
+                raise
+            except Exception as exc:  # e.g. torch missing: a message, not a crash
+                raise LabError(f"loading {name} through transformers failed: {exc.__class__.__name__}: {exc}") from exc
+            with self._lock:
+                self._lenses[name] = backend
+            return backend
+
     def close(self) -> None:
         with self._lock:
-            backends, self._backends = list(self._backends.values()), {}
+            backends, self._backends = list(self._backends.values()) + list(self._lenses.values()), {}
+            self._lenses = {}
         seen: set[int] = set()
         for b in backends:
             if id(b) not in seen:

@@ -18,6 +18,10 @@ class Capabilities:
     supports_chat_template: bool = False  # the model ships a chat template
     supports_gpu: bool = False  # this build/runtime can run the model on a GPU
     supports_kv_cache: bool = True  # extending a sequence costs only the new tokens
+    logprobs_top_n: int = 0  # 0: whole-vocabulary distributions; n: only the top n per step are known (HTTP)
+    supports_prompt_logprobs: bool = True  # the probability of each prompt token (surprisal)
+    supports_tokenize: bool = True  # False: a remote with no tokenize endpoint and no local tokenizer
+    limits: tuple[str, ...] = ()  # what this backend cannot show, as sentences a screen can show as they are
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,10 @@ class TokenEvent:
     """One generated token in a stream."""
 
     index: int  # 0 for the first generated token
-    id: int
+    id: int  # -1: a remote server named the token by its text only
     piece: bytes
-    prob: float  # probability of this token under the sampling distribution actually used
-    raw_prob: float  # probability under the model's unfiltered (temperature 1) distribution
+    prob: float  # probability of this token under the sampling distribution actually used (nan: not known)
+    raw_prob: float  # probability under the model's unfiltered (temperature 1) distribution (nan: not known)
     top: tuple[TokenProb, ...]  # the top alternatives at this step (raw distribution)
     text: str = ""  # text released so far by this token (whole UTF-8 characters only)
 

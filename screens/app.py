@@ -176,6 +176,9 @@ class LabApp(App):
         return super().switch_mode(mode)
 
     def on_mount(self) -> None:
+        from lab import remotes
+
+        self._stop_remote_notices = remotes.listen(self._remote_notice)  # retries (429) shown as they happen
         # Models start loading only once the first frame is on screen.
         self.call_after_refresh(self._first_frame_done)
 
@@ -363,7 +366,12 @@ class LabApp(App):
         self.last_screenshot = path
         self.notify(f"Saved {path}", title="Screenshot")
 
+    def _remote_notice(self, message: str) -> None:
+        """From a worker thread: a remote server is rate limiting and the lab is retrying."""
+        self.call_from_thread(self.notify, message, title="Remote server", severity="warning", timeout=4)
+
     def on_unmount(self) -> None:
+        self._stop_remote_notices()
         self.training.shutdown()  # a run in progress stops with a final checkpoint
         if self.sft_run is not None:
             self.sft_run.shutdown()

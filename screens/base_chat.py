@@ -63,7 +63,7 @@ class BaseChatScreen(Screen):
         super().__init__(**kwargs)
         self.runs = RunHandle()
         self.preset_index = -1
-        self.asked: dict[str, Request] = {}  # the request each pane's samples answer
+        self.asked: dict[str, tuple] = {}  # the inputs each pane's samples answer (see `inputs`)
         self.use_cache = True  # replay samples already made with the same model, prompt, settings and seed
 
     def compose(self) -> ComposeResult:
@@ -179,17 +179,21 @@ class BaseChatScreen(Screen):
         system.label = f"system prompt: {'on' if system.value else 'off'}"
         self.query_one("#bc-system", Input).disabled = not system.value
 
+    def inputs(self, role: str) -> tuple:
+        """What a pane's request is made from (compared as typed: no tokenizing per keystroke,
+        which for a remote model would be a request to its server)."""
+        prompt = self.query_one("#bc-prompt", Input).value
+        if role == "base":
+            return prompt, self.query_one("#bc-fewshot", Checkbox).value
+        return prompt, self.system_prompt()
+
     def mark_stale(self) -> None:
         """Answers that were generated for another prompt say so."""
         for role in PANES:
             pane, asked = self.pane(role), self.asked.get(role)
             if asked is None or not pane.samples:
                 continue
-            try:
-                _, now = self.request(role)
-            except LabError:
-                now = None
-            pane.stale = ("" if now is not None and now.ids == asked.ids else
+            pane.stale = ("" if self.inputs(role) == asked else
                           "These answers are for an earlier prompt; press Ctrl+G to ask this one.")
 
     @on(Input.Submitted)
@@ -229,7 +233,7 @@ class BaseChatScreen(Screen):
                 pane.start([])
                 self.refresh_titles()
                 continue
-            self.asked[role] = req
+            self.asked[role] = self.inputs(role)
             seeds = [settings.seed + i for i in range(n)]
             pane.start(seeds)
             pane.original = (original_after(self.query_one("#bc-prompt", Input).value)

@@ -4,72 +4,130 @@ Type a prompt; the bars show the model's probability for its top-k next tokens a
 them, the probabilities after temperature / top-k / top-p (recomputed from cached logits,
 no new forward pass). Focus the bars (Esc from the prompt) and press 1-9 to append a
 candidate, s to sample one with the visible seed, u to undo, r to redo, a to auto-step.
-Views (Ctrl+O): bars, surprisal (how expected each prompt token was), logit lens.
+Views (Ctrl+O): bars, surprisal (how expected each prompt token was), logit lens; each sits in
+a scrolling pane. Model calls run in thread workers that post small messages (`Stepped`,
+`AutoTick`, `ViewReady`); the UI thread applies them. The lens model belongs to the session.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Input, Label, Static, TextArea
 
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
-from lab.tokentext import label
-from screens.forms import number_in
+from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.key_bar import KeyBar
-from screens.widgets.bars_view import BarsView
+from screens.widgets.bars_view import BarsView, one_line
+from screens.widgets.lens_view import LensView
+from screens.widgets.number_field import NumberField
 from screens.widgets.surprisal_view import SurprisalView
 
 VIEWS = ("bars", "surprisal", "lens")
 DEFAULT_PROMPT = "The capital of France is"
+NO_LENS = ("{name} runs on {backend}, which does not expose hidden states, so there is no logit lens here.\n"
+           "Press Ctrl+L to load the same model through transformers (the first time converts the GGUF: "
+           "tens of seconds; then it is cached).")
 
 
 class NextTokenScreen(Screen):
-    """Choose the next token yourself, sample it, and watch the distribution move."""
+    """Choose the next token yourself, sample it, and watch the distribution move.
+
+    Layout follows the terminal: below 132 columns the controls take two rows; below 32 lines
+    the prompt box is shorter. The bars, surprisal and lens views each scroll."""
 
     area_title = "Next token"
+    COMMANDS = {ScreenCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (132, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
 
     BINDINGS = [
         Binding("ctrl+n", "switch_model", "Model", id="next.model", tooltip="Use the other model (chat/base)"),
         Binding("ctrl+o", "next_view", "View", id="next.view", tooltip="Bars, surprisal, logit lens"),
-        Binding("escape", "focus_bars", "Bars", id="next.focus", tooltip="Focus the bars (keys 1-9, s, u, r, a)"),
+        Binding("escape", "focus_view", "Bars", id="next.focus",
+                tooltip="Focus the view (bars: keys 1-9, s, u, r, a; every view: arrows scroll)"),
         Binding("ctrl+l", "lens_backend", "Lens model", id="next.lens", show=False,
                 tooltip="Load the transformers backend of this model for the logit lens"),
     ]
 
+    view: reactive[str] = reactive("bars", init=False)
+    """The view shown below the controls: bars, surprisal or lens."""
+    role: reactive[str] = reactive("chat", init=False)
+    """Which of the session's models is explored: chat or base."""
+    status: reactive[str] = reactive("waiting for the model…", init=False)
+    """What the screen is doing or what went wrong, shown in the info line."""
+
+    @dataclass
+    class Stepped(Message):
+        """A worker finished job number `job` on `explorer` (prompt or step); `error` says why it failed."""
+
+        explorer: object
+        job: int
+        error: str = ""
+
+    @dataclass
+    class AutoTick(Message):
+        """Auto-stepping appended a token to `explorer`: redraw (ticks merge in the queue)."""
+
+        explorer: object
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, NextTokenScreen.AutoTick)
+
+    @dataclass
+    class ViewReady(Message):
+        """The surprisal or lens view's `result` for `explorer`'s path (or the `error` computing it)."""
+
+        view: str
+        explorer: object
+        result: object = None
+        error: str = ""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.role = "chat"
         self.explorer = None
-        self.view = "bars"
+        self._saved_path = None  # a saved path to put back once the model's explorer exists
         self.cancel = threading.Event()
-        self.last_sampled: int | None = None
-        self.status = "waiting for the model…"
-        self.lens_backend = None
+        self._entropy_for: tuple[int, ...] | None = None
+        self._entropy_value = 0.0
+        self._prompt_for: tuple = (None, "")  # (explorer, text) of the prompt last sent to the model
+        self._job = self._job_done = 0  # the last prompt/step job started, and the last of those finished
+        self._pending: list[BarsView.Command] = []  # keys pressed while a job ran: applied in order after it
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
         yield TextArea(DEFAULT_PROMPT, id="next-prompt", soft_wrap=True, show_line_numbers=False)
         with Horizontal(id="next-controls"):
-            for name, value in (("temperature", "1.0"), ("top-k", "0"), ("top-p", "1.0"), ("seed", "0"),
-                                ("k shown", "10"), ("auto N", "10")):
-                yield Label(name)
-                yield Input(value, id=f"next-{name.replace(' ', '-')}", classes="next-number", compact=True)
-            yield Label("query")
-            yield Input(placeholder="a token, e.g. ' London'", id="next-query", compact=True)
+            with Horizontal(id="next-sampling", classes="next-row"):
+                for name, value, kind, lo, hi in (("temperature", "1.0", float, 0.0, 5.0), ("top-k", "0", int, 0, None),
+                                                  ("top-p", "1.0", float, 0.01, 1.0), ("seed", "0", int, 0, 2**31)):
+                    yield Label(name)
+                    yield NumberField(value, kind=kind, lo=lo, hi=hi, id=f"next-{name}", classes="next-number")
+            with Horizontal(id="next-shown", classes="next-row"):
+                for name, value, lo, hi in (("k shown", "10", 1, 50), ("auto N", "10", 1, 200)):
+                    yield Label(name)
+                    yield NumberField(value, kind=int, lo=lo, hi=hi, id=f"next-{name.replace(' ', '-')}",
+                                      classes="next-number")
+                yield Label("query")
+                yield Input(placeholder="a token, e.g. ' London'", id="next-query", compact=True)
         yield Static(id="next-info")
-        with ContentSwitcher(initial="bars", id="next-views"):
-            yield BarsView(id="bars")
-            yield SurprisalView(id="surprisal")
-            yield Static(id="lens")
+        with ContentSwitcher(initial="bars-pane", id="next-views"):
+            for view in (BarsView(id="bars"), SurprisalView(id="surprisal"), LensView(id="lens")):
+                pane = VerticalScroll(id=f"{view.id}-pane", classes="next-pane")
+                pane.can_focus = False  # the view inside takes focus; its keys scroll the pane
+                with pane:
+                    yield view
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -77,61 +135,67 @@ class NextTokenScreen(Screen):
         self._model_changed()
 
     # ---- settings ---------------------------------------------------------------------
-    def _number(self, name: str, kind, default):
-        return number_in(self.query_one(f"#next-{name}", Input), kind, default)
+    def number(self, name: str):
+        """The value in use in box `name`: the typed one when valid, else the last good one (shown beside it)."""
+        return self.query_one(f"#next-{name}", NumberField).number
 
     def settings(self) -> SamplingSettings:
-        t = max(0.0, self._number("temperature", float, 1.0))
-        k = max(0, self._number("top-k", int, 0))
-        p = self._number("top-p", float, 1.0)
-        p = p if 0.0 < p <= 1.0 else 1.0
-        return SamplingSettings(temperature=t, top_k=k, top_p=p, seed=self._number("seed", int, 0))
+        return SamplingSettings(temperature=self.number("temperature"), top_k=self.number("top-k"),
+                                top_p=self.number("top-p"), seed=self.number("seed"))
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "next-query":
-            self.redraw()
-        elif event.input.id.startswith("next-"):
-            self.redraw()  # filters apply to the cached logits: no model call
+    @on(Input.Changed, ".next-number")
+    @on(Input.Changed, "#next-query")
+    def _settings_changed(self) -> None:
+        self.redraw()  # filters apply to the cached logits: no model call
 
     # ---- model ------------------------------------------------------------------------
     def _model_changed(self) -> None:
         backend = self.app.session.loaded(self.role)
         if backend is None:
-            err = self.app.session.error(self.role)
-            self.status = f"the {self.role} model failed to load: {err.message}" if err else f"the {self.role} model is loading…"
+            self.status = self.app.session.role_status(self.role)
             self.redraw()
             return
         if self.explorer is None or self.explorer.backend is not backend:
             from lab.explorer import Explorer
 
             self.explorer = Explorer(backend)
-            self.lens_backend = None
-            self.run_prompt()
+            self._pending.clear()
+            if self._saved_path is not None:
+                self._restore_path()
+            else:
+                self.run_prompt()
 
     def action_switch_model(self) -> None:
         """Chat <-> base; the prompt text stays."""
         self.role = "base" if self.role == "chat" else "chat"
+
+    def watch_role(self) -> None:
         self.explorer = None
         self._model_changed()
 
-    def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        if self.explorer is not None:
+    @on(TextArea.Changed, "#next-prompt")
+    def _prompt_changed(self) -> None:
+        text = self.query_one("#next-prompt", TextArea).text
+        if self.explorer is not None and self._prompt_for != (self.explorer, text):
             self.run_prompt()
 
     def run_prompt(self) -> None:
         text = self.query_one("#next-prompt", TextArea).text
+        self._prompt_for = (self.explorer, text)  # a Changed event for the same text runs nothing again
         self._run(lambda ex: ex.set_prompt(text), "reading the prompt…")
 
     def _run(self, job, status: str, show_status: bool = True) -> None:
         if self.explorer is None:
             return
-        self.status = status
-        if show_status:  # a single step is too quick to be worth a frame of its own
-            self.refresh_info()
-        self._worker(self.explorer, job)
+        if show_status:
+            self.status = status
+        else:  # a single step is too quick to be worth a frame of its own
+            self.set_reactive(NextTokenScreen.status, status)
+        self._job += 1
+        self._worker(self.explorer, job, self._job)
 
     @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
-    def _worker(self, explorer, job) -> None:
+    def _worker(self, explorer, job, number: int) -> None:
         try:
             job(explorer)
             message = ""
@@ -139,29 +203,44 @@ class NextTokenScreen(Screen):
             message = str(exc)
         except Exception as exc:  # never let a model failure kill the screen
             message = f"{exc.__class__.__name__}: {exc}"
-        self.app.call_from_thread(self._done, explorer, message)
+        self.post_message(self.Stepped(explorer, number, message))
 
-    def _done(self, explorer, message: str) -> None:
+    @on(Stepped)
+    def _stepped(self, event: Stepped) -> None:
+        explorer, message = event.explorer, event.error
+        if event.job == self._job:
+            self._job_done = event.job  # the latest job is done: keys apply at once again
         if explorer is not self.explorer:
             return
-        self.status = message
+        self.set_reactive(NextTokenScreen.status, message)  # redraw() below shows it
         if message:
+            self._pending.clear()
             self.notify(message, severity="warning", timeout=6)
         self.redraw()
         if self.view != "bars" and not message:
             self._refresh_view()
-        if not message:
+        while self._pending and self._job_done == self._job:  # a step starts a job: the rest waits for it
+            self._command(explorer, self._pending.pop(0))
+        if not message and self._job_done == self._job:
             self._look_ahead(explorer, explorer.ids, self.settings())
 
-    @work(thread=True, exclusive=True, group="next-ahead", exit_on_error=False)
+    @on(AutoTick)
+    def _auto_tick(self, event: AutoTick) -> None:
+        if event.explorer is self.explorer:
+            self.redraw()
+
+    @work(thread=True, exclusive=False, group="next-ahead", exit_on_error=False)
     def _look_ahead(self, explorer, ids: tuple[int, ...], settings: SamplingSettings) -> None:
         """Background: compute the states one key away (the next sample with the visible seed,
-        then candidates 1-9) while the user reads the bars; stops as soon as the path moves."""
+        then candidates 1-9) while the user reads the bars; stops as soon as the path moves.
+
+        Not exclusive: cancelling a thread does not stop it, and this one ends itself (its
+        `wanted()` check) once the path moves, so a new look-ahead need not cancel the last."""
         from lab.sampling import make_rng, sample
 
         logits = explorer.cached(ids)
-        if logits is None:
-            return
+        if logits is None or explorer.backend.capabilities.logprobs_top_n:
+            return  # a remote server: ten requests a step would cost money and hit rate limits
         top = [row.id for row in explorer.filtered(SamplingSettings(), 9, logits)]
         try:
             drawn = sample(logits, settings, make_rng(settings.seed or 0))
@@ -171,9 +250,18 @@ class NextTokenScreen(Screen):
             return
 
     # ---- steps --------------------------------------------------------------------------
-    def on_bars_view_command(self, event: BarsView.Command) -> None:
-        ex = self.explorer
-        if ex is None or not ex.history:
+    @on(BarsView.Command)
+    def _bars_command(self, event: BarsView.Command) -> None:
+        """Apply a key now, or after the job in flight (every key counts, in the order pressed)."""
+        if self.explorer is None:
+            return
+        if self._pending or self._job_done != self._job:
+            self._pending.append(event)
+            return
+        self._command(self.explorer, event)
+
+    def _command(self, ex, event: BarsView.Command) -> None:
+        if not ex.history:
             return
         logits = ex.cached(ex.ids)
         if logits is None and event.name in ("pick", "sample"):
@@ -190,7 +278,6 @@ class NextTokenScreen(Screen):
             from lab.sampling import make_rng, sample
 
             token = sample(logits, settings, make_rng(seed))
-            self.last_sampled = token
             self.query_one("#next-seed", Input).value = str(seed + 1)  # next sample: a new, visible seed
             self._run(lambda e: e.append(token, f"sampled (seed {seed})"), "", show_status=False)
         elif event.name == "undo":
@@ -200,7 +287,7 @@ class NextTokenScreen(Screen):
             ex.redo()
             self.redraw()
         elif event.name == "auto":
-            self.auto_step(self._number("auto-N", int, 10), self.settings())
+            self.auto_step(self.number("auto-N"), self.settings())
 
     def auto_step(self, n: int, settings: SamplingSettings) -> None:
         self.cancel.clear()
@@ -208,22 +295,25 @@ class NextTokenScreen(Screen):
         seed0 = settings.seed or 0
 
         def job(ex) -> None:
-            for i in range(max(0, min(n, 200))):
+            for i in range(n):
                 if cancel.is_set():
                     break
                 token = ex.sample(settings, seed0 + i)
                 ex.append(token, f"auto (seed {seed0 + i})")
-                self.app.call_from_thread(self.redraw)
+                self.post_message(self.AutoTick(ex))
 
         self._run(job, f"auto-stepping {n} tokens…")
 
-    def action_focus_bars(self) -> None:
-        self.cancel.set()
-        self.query_one("#bars", BarsView).focus()
+    def action_focus_view(self) -> None:
+        self.cancel.set()  # stops an auto-step, and drops the keys waiting for it
+        self._pending.clear()
+        self.query_one(f"#{self.view}").focus()
 
     def action_next_view(self) -> None:
         self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
-        self.query_one("#next-views", ContentSwitcher).current = self.view
+
+    def watch_view(self, view: str) -> None:
+        self.query_one("#next-views", ContentSwitcher).current = f"{view}-pane"
         self._refresh_view()
         self.redraw()
 
@@ -239,10 +329,13 @@ class NextTokenScreen(Screen):
     def _run_view(self, job, view: str) -> None:
         if self.explorer is None:
             return
-        self.query_one(f"#{view}", Static).update("computing…")
+        if view == "lens":
+            self.query_one(LensView).note = "computing…"
+        else:
+            self.query_one(SurprisalView).update("computing…")
         self._view_worker(self.explorer, job, view)
 
-    @work(thread=True, exclusive=True, group="next-token", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="next-view", exit_on_error=False)
     def _view_worker(self, explorer, job, view: str) -> None:
         try:
             result, error = job(explorer), ""
@@ -250,62 +343,112 @@ class NextTokenScreen(Screen):
             result, error = None, str(exc)
         except Exception as exc:  # e.g. transformers missing: a message, not a crash
             result, error = None, f"{exc.__class__.__name__}: {exc}"
-        self.app.call_from_thread(self._view_done, view, result, error)
+        self.post_message(self.ViewReady(view, explorer, result, error))
 
-    def _view_done(self, view: str, result, error: str) -> None:
-        target = self.query_one(f"#{view}", Static)
-        if error:
-            target.update(error)
-        elif view == "surprisal":
-            target.show_rows(result)
-            target.focus()
+    @on(ViewReady)
+    def _view_ready(self, event: ViewReady) -> None:
+        if event.explorer is not self.explorer:
+            return  # computed for a model no longer shown
+        if event.view == "lens":
+            lens = self.query_one(LensView)
+            if event.error:
+                lens.note = event.error
+            else:
+                lens.show_layers(event.result)
+                lens.focus()
         else:
-            target.update(self._lens_content(result))
+            surprisal = self.query_one(SurprisalView)
+            if event.error:
+                surprisal.update(event.error)
+            else:
+                surprisal.show_rows(event.result)
+                surprisal.focus()
 
     def _start_lens(self) -> None:
         ex = self.explorer
         if ex is None:
             return
-        backend = self.lens_backend or ex.backend
-        if not backend.capabilities.supports_hidden_states:
-            self.query_one("#lens", Static).update(
-                f"{ex.backend.info.name} runs on {ex.backend.info.backend}, which does not expose hidden states, "
-                "so there is no logit lens here.\nPress Ctrl+L to load the same model through transformers "
-                "(the first time converts the GGUF: tens of seconds; then it is cached).")
+        caps = ex.backend.capabilities
+        if not caps.supports_hidden_states and caps.logprobs_top_n:  # a remote server: no hidden states over HTTP
+            self.query_one(LensView).note = " ".join(x for x in caps.limits if "lens" in x)
+            return
+        lens = self.app.session.lens_loaded(self.role)
+        if lens is None:
+            self.query_one(LensView).note = NO_LENS.format(name=ex.backend.info.name, backend=ex.backend.info.backend)
             return
         ids = list(ex.ids)
-        self._run_view(lambda _: backend.lens(ids, top_k=3), "lens")
+        self._run_view(lambda _: lens.lens(ids, top_k=3), "lens")
 
     def action_lens_backend(self) -> None:
+        """Load this model through transformers (in a worker; the session keeps it) and show the lens."""
         ex = self.explorer
-        if ex is None or self.lens_backend is not None:
+        if ex is None:
             return
-        from lab import catalogue
+        self.view = "lens"
+        session, role, ids = self.app.session, self.role, list(ex.ids)
+        if session.lens_loaded(role) is not None:
+            return  # showing the lens view computed it
+        self.query_one(LensView).note = f"loading {session.model_name(role)} through transformers…"
+        self._view_worker(ex, lambda _: session.load_lens(role).lens(ids, top_k=3), "lens")
 
-        name = self.app.session.model_name(self.role)
-        self.query_one("#lens", Static).update(f"loading {name} through transformers…")
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (see lab.talk.FIELDS["next"]): prompt, role, sampling boxes, view."""
+        if "prompt" in fields:  # first, so a model switch below reads the new prompt
+            self.query_one("#next-prompt", TextArea).load_text(fields["prompt"])
+            if "role" not in fields or fields["role"] == self.role:
+                self.run_prompt()  # now, so keys pressed next wait for this prompt's state
+        for key, box in (("temperature", "temperature"), ("top_k", "top-k"), ("top_p", "top-p"), ("seed", "seed")):
+            if key in fields:
+                self.query_one(f"#next-{box}", NumberField).value = str(fields[key])
+        if "role" in fields:
+            self.role = fields["role"]
+        if "view" in fields:
+            self.view = fields["view"]
+        self.query_one("#bars").focus()  # the single keys (1-9, s, u, r, a) answer there
 
-        def job(_):
-            self.lens_backend = catalogue.load(name, backend="transformers", device=self.app.session.settings.device)
-            return self.lens_backend.lens(list(ex.ids), top_k=3)
+    # ---- saving and opening ---------------------------------------------------------------
+    def state(self) -> dict:
+        """The prompt, model role, boxes, view, and the path (every state, and the one shown)."""
+        fields = {"prompt": self.query_one("#next-prompt", TextArea).text, "role": self.role, "view": self.view,
+                  **{key: self.number(box) for key, box in (("temperature", "temperature"), ("top_k", "top-k"),
+                                                            ("top_p", "top-p"), ("seed", "seed"))}}
+        path, position = [], 0
+        if self.explorer is not None:
+            with self.explorer._path_lock:
+                path = [[list(step.ids), step.how] for step in self.explorer.history]
+                position = self.explorer.position
+        return {"fields": fields, "path": path, "position": position}
 
-        self._view_worker(ex, job, "lens")
+    def restore_state(self, state: dict) -> None:
+        fields = dict(state["fields"])
+        role = fields.pop("role", self.role)
+        if state.get("path"):
+            self._saved_path = ([(tuple(ids), how) for ids, how in state["path"]], int(state.get("position", 0)))
+        self.apply_step(fields)
+        if role != self.role:
+            self.role = role  # the new model's explorer restores the path when it is ready
+        elif self.explorer is not None and self._saved_path is not None:
+            self._restore_path()
 
-    def _lens_content(self, layers) -> Content:
-        parts: list = [("Logit lens: the top token read from each layer's hidden state at the last position\n\n", "dim")]
-        for layer in layers:
-            best = layer.top[0]
-            name = "embeddings" if layer.layer == 0 else f"layer {layer.layer:>2}"
-            others = "  ".join(f"{label(t.piece, True)!r} {t.prob:.0%}" for t in layer.top[1:])
-            parts.append(f"{name:>10}  ")
-            parts.append((f"{label(best.piece, True)!r}", "bold"))
-            parts.append(f" {best.prob:6.1%}   ")
-            parts.append((others + "\n", "dim"))
-        return Content.assemble(*parts)
+    def _restore_path(self) -> None:
+        steps, position = self._saved_path
+        self._saved_path = None
+        self._prompt_for = (self.explorer, self.query_one("#next-prompt", TextArea).text)
+        self._run(lambda ex: ex.restore(steps, position), "restoring the saved path…")
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        fields = state["fields"]
+        if not isinstance(fields["prompt"], str) or fields.get("role", "chat") not in ("chat", "base"):
+            raise ValueError("prompt or role")
+        if fields.get("view", "bars") not in ("bars", "surprisal", "lens"):
+            raise ValueError("view")
+        for ids, how in state.get("path", []):
+            [int(i) for i in ids], str(how)
 
     def palette_commands(self):
         """(name, callback, help) for the command palette while this screen is shown."""
-        bars = lambda name: (lambda: self.on_bars_view_command(BarsView.Command(name)))  # noqa: E731
+        bars = lambda name: (lambda: self._bars_command(BarsView.Command(name)))  # noqa: E731
         yield "next: sample a token", bars("sample"), "Sample with the current settings and seed"
         yield "next: undo", bars("undo"), "Back to the previous state"
         yield "next: redo", bars("redo"), "Forward again along the path"
@@ -315,24 +458,30 @@ class NextTokenScreen(Screen):
         yield "next: logit lens through transformers", self.action_lens_backend, "Load the model in transformers"
 
     # ---- drawing ----------------------------------------------------------------------------
+    def watch_status(self) -> None:
+        self.refresh_info()
+
     def refresh_info(self) -> None:
+        """Two lines: the model and the path's state, then the end of the path's text (one line each)."""
         info = self.query_one("#next-info", Static)
         ex = self.explorer
-        if ex is None or not ex.history:
+        step, position, count = ex.state() if ex is not None else (None, -1, 0)
+        if step is None:
             info.update(self.status, layout=False)
             return
         b = ex.backend
-        path = b.detokenize(ex.ids[-40:])  # the end of the path is what changes
-        tail = path[-70:].replace("\n", "↵")
+        width = max(20, info.content_region.width - 1)
+        path = b.detokenize(step.ids[-max(40, width // 2):])  # the end of the path is what changes
+        tail = path[-width:].replace("\n", "↵")
         info.update(Content.assemble(
             (f"{b.info.name} ({self.role}, {b.info.backend})", "bold"),
-            f" · {len(ex.ids)} tokens · state {ex.position + 1}/{len(ex.history)} ({ex.history[ex.position].how})"
-            f" · model calls {ex.model_calls}" + (f" · {self.status}" if self.status else ""),
-            "\n…" + tail if len(path) > 70 else "\n" + tail), layout=False)
+            f" · {len(step.ids)} tokens · state {position + 1}/{count} ({step.how})"
+            + (f" · {self.status}" if self.status else "") + f" · model calls {ex.model_calls}",
+            "\n…" + tail[1:] if len(path) > width else "\n" + tail), layout=False)
 
     def _entropy(self, ids: tuple[int, ...], logits) -> float:
         """Entropy of the raw distribution, computed once per state."""
-        if getattr(self, "_entropy_for", None) != ids:
+        if self._entropy_for != ids:
             self._entropy_for, self._entropy_value = ids, self.explorer.entropy(logits)
         return self._entropy_value
 
@@ -344,23 +493,25 @@ class NextTokenScreen(Screen):
         ex = self.explorer
         bars = self.query_one("#bars", BarsView)
         if ex is None or not ex.history:
-            bars.update(self.status, layout=False)
+            bars.show_message(self.status)
             return
         ids = ex.ids
         logits = ex.cached(ids)
         if logits is None:
             return  # the worker computing them redraws when done
-        k = max(1, min(self._number("k-shown", int, 10), 50))
+        k = self.number("k-shown")
         settings = self.settings()
         rows = ex.filtered(settings, k, logits)
         header = (f"after {len(ids)} tokens · temperature {settings.temperature:g}, top-k {settings.top_k or 'off'}, "
                   f"top-p {settings.top_p:g} · next sample seed {settings.seed}")
+        if ex.backend.capabilities.logprobs_top_n:  # a remote: only the top N are known
+            header += "\n" + ex.backend.capabilities.limits[0]
         query = self.query_one("#next-query", Input).value
         if query:
             try:
                 qid = ex.token_for_text(query)
                 prob, rank = ex.backend.distribution_from_logits(logits, len(ids), 1, [qid]).queried[0][1:]
-                header += f"\nquery {label(ex.backend.token_bytes(qid), True)!r} (id {qid}): p={prob:.6f}, rank {rank:,}"
+                header += f"\nquery {one_line(ex.backend.token_bytes(qid))!r} (id {qid}): p={prob:.6f}, rank {rank:,}"
             except LabError as exc:
                 header += f"\nquery: {exc}"
         bars.show_rows(rows, header, self._entropy(ids, logits))

@@ -59,6 +59,7 @@ class EncodingSlot:
     encoding: object | None = None
     error: str = ""
     special_ids: frozenset[int] = frozenset()
+    over_http: bool = False  # a remote model's tokenizer: always tokenized in a worker
 
     @property
     def status(self) -> str:
@@ -183,8 +184,12 @@ class TokensScreen(Screen):
             slot = self.slots[role]
             backend = session.loaded(role)
             err = session.error(role)
-            if backend is not None and slot.encoding is None:
+            if backend is not None and not backend.capabilities.supports_tokenize:  # a remote without a tokenizer
+                slot.encoding, slot.label = None, f"{backend.info.name} ({role})"
+                slot.error = backend.capabilities.limits[0]
+            elif backend is not None and slot.encoding is None:
                 slot.encoding = model_encoding(backend)
+                slot.over_http = bool(backend.capabilities.logprobs_top_n)
                 slot.label = f"{backend.info.name} ({role})"
                 slot.special_ids = frozenset()
                 slot.error = ""
@@ -242,7 +247,7 @@ class TokensScreen(Screen):
         if not self.is_mounted:
             return
         text = self.text
-        if len(text) > SYNC_LIMIT:
+        if len(text) > SYNC_LIMIT or any(self.slots[k].over_http for k in self._needed_keys()):
             self.query_one("#tokens-stats", Static).update(f"{len(text):,} characters · counting…")
             self._tokenize_in_worker(text, self._needed_keys())
             return
@@ -254,12 +259,20 @@ class TokensScreen(Screen):
 
     @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
     def _tokenize_in_worker(self, text: str, keys: set[str]) -> tuple[str, dict[str, list[int]]]:
-        return text, self._encode(text, keys)
+        results = self._encode(text, keys)
+        for key, ids in results.items():
+            if self.slots[key].over_http:  # a remote model's tokenizer: fetch the pieces here, not while drawing
+                self.slots[key].encoding.piece_lengths(ids)
+        return text, results
 
     @on(Worker.StateChanged)
     def _tokenized(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "tokenize" and event.state == WorkerState.SUCCESS:
             self._show(*event.worker.result)
+        elif event.worker.group == "tokenize" and event.state == WorkerState.ERROR:  # e.g. a remote server failed
+            err = event.worker.error
+            self.notify(str(err) if isinstance(err, LabError) else f"{err.__class__.__name__}: {err}",
+                        severity="warning")
 
     def _cursor_char(self) -> int:
         area = self.query_one("#tokens-input", ExactTextArea)

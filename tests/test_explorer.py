@@ -53,3 +53,42 @@ def test_prefetch_stops_when_the_path_moves_on(smol):
     wanted = iter([True, False, False, False, False])
     assert ex.prefetch(ids, top, lambda: next(wanted)) == 1
 
+
+
+def test_appends_from_a_worker_racing_undo_and_redo_keep_the_path_consistent(smol):
+    ex = Explorer(smol)
+    prompt = ex.set_prompt("Once upon a time")
+    tokens = [row.id for row in ex.filtered(SamplingSettings(), 4)]
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def appender() -> None:
+        try:
+            for i in range(40):
+                ex.append(tokens[i % len(tokens)], f"auto {i}")
+        except BaseException as exc:  # reported below: a thread's exception would otherwise vanish
+            errors.append(exc)
+        finally:
+            done.set()
+
+    moves = 0
+    worker = threading.Thread(target=appender)
+    worker.start()
+    while not done.is_set():  # the UI thread: undo and redo as fast as it can meanwhile
+        ex.undo() if moves % 3 else ex.redo()
+        moves += 1
+    worker.join()
+    assert errors == [] and moves > 0
+    step, position, count = ex.state()
+    assert count == len(ex.history) and 0 <= position < count and step is ex.history[position]
+    assert ex.history[0].ids == prompt
+    for before, after in zip(ex.history, ex.history[1:]):
+        assert after.ids[:-1] == before.ids  # each state is the one before it plus one token
+    ex.redo()
+    while ex.redo():
+        pass
+    last = ex.ids
+    assert ex.position == len(ex.history) - 1
+    # the logits kept for the last state are that state's (llama.cpp may split the evaluation differently)
+    np.testing.assert_allclose(ex.logits(), smol.logits(list(last)), atol=1.0)
+    assert np.abs(ex.logits() - ex.cached(last[:-1])).max() > 1.0

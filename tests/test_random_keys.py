@@ -1,5 +1,6 @@
-"""2,000 seeded random keys across every mode of the app: no unhandled exception, ever, and
-the app never stops answering keys (a hang fails with the app's pending tasks listed)."""
+"""2,000 seeded random keys across every mode of the app, then 400 in talk mode: no unhandled
+exception, ever, and the app never stops answering keys (a hang fails with the app's pending
+tasks listed)."""
 
 import asyncio
 import random
@@ -43,6 +44,22 @@ async def test_two_thousand_random_keys_across_every_mode(tmp_path):
                 cancel()
             await within(settle(app, pilot), f"settling {mode}", app)
             assert app._exception is None
+        # Talk mode: a presenter's keys and random ones, on the shipped track.
+        from lab.talk import load_track
+
+        track = load_track()
+        talk_keys = KEYS + ["pagedown"] * 10 + ["pageup"] * 3 + ["f9", "home"]
+        for i in range(400):
+            if app.talk is None and i % 40 == 0:
+                app.start_talk(track)
+                await within(settle(app, pilot), "starting the talk", app)
+            key = rng.choice(talk_keys)
+            await within(pilot.press(key), f"key {key!r} in talk mode", app)
+        cancel = getattr(app.screen, "action_cancel", None)
+        if cancel is not None:
+            cancel()
+        await within(settle(app, pilot), "settling talk mode", app)
+        assert app._exception is None
         assert app.is_running
     assert app._exception is None
     assert app.return_code in (None, 0)

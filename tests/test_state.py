@@ -93,3 +93,32 @@ async def test_a_damaged_or_newer_file_loads_nothing(tmp_path):
         assert any("newer deepdive-lab" in m for m in messages)
         assert any("Failures screen's part" in m for m in messages)
         assert any("not a deepdive-lab state file" in m for m in messages)
+
+
+async def test_the_next_token_path_comes_back_at_the_state_shown(tmp_path):
+    from textual.widgets import TextArea
+
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f2")
+        await settle(app, pilot)
+        await pilot.press("escape")  # focus the bars
+        await settle(app, pilot)
+        for key in ("1", "2", "1", "u"):  # three picks, then one step back: the path has a state ahead
+            await pilot.press(key)
+            await settle(app, pilot)
+        ex = app.screen.explorer
+        history, position = [s.ids for s in ex.history], ex.position
+        assert len(history) == 4 and position == 2
+        bars = shown(app.screen.query_one("#bars"))
+        saved = app.action_save_state(str(tmp_path / "n.json"))
+        await app.action_reset_screen()
+        await settle(app, pilot)
+        assert len(app.screen.explorer.history) == 1
+        assert await app.open_state(str(saved))
+        await settle(app, pilot)
+        s = app.screen
+        assert [st.ids for st in s.explorer.history] == history and s.explorer.position == position
+        assert s.query_one("#next-prompt", TextArea).text == "The capital of France is"
+        assert shown(s.query_one("#bars")) == bars

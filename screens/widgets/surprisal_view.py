@@ -1,4 +1,7 @@
-"""Surprisal: the prompt coloured by how expected each token was; select one to see the alternatives."""
+"""Surprisal: the prompt coloured by how expected each token was; select one to see the alternatives.
+
+←/→ (Home/End) select a token. Its height is its content's: in a scrolling container ↑/↓,
+PgUp/PgDn and the wheel scroll a long prompt."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from lab.tokentext import label
+from screens.widgets.bars_view import one_line
 from lab.types import TokenSurprise
 
 
@@ -22,8 +26,7 @@ class SurprisalView(Static, can_focus=True):
     COMPONENT_CLASSES = {"surprisal-view--low", "surprisal-view--mid", "surprisal-view--high",
                          "surprisal-view--cursor", "surprisal-view--dim"}
     DEFAULT_CSS = """
-    SurprisalView { height: 1fr; padding: 0 1; overflow-y: auto; }
-    SurprisalView:focus { background: $boost; }
+    SurprisalView { height: auto; padding: 0 1; }
     SurprisalView > .surprisal-view--low { background: $success 50%; }
     SurprisalView > .surprisal-view--mid { background: $warning 50%; }
     SurprisalView > .surprisal-view--high { background: $error 60%; }
@@ -66,9 +69,9 @@ class SurprisalView(Static, can_focus=True):
             r = self.rows[self.cursor]
             parts.append("\n\n")
             if r.position == 0:
-                parts.append((f"{label(r.piece, True)!r} is the first token: nothing came before it to predict it.", dim))
+                parts.append((f"{one_line(r.piece)!r} is the first token: nothing came before it to predict it.", dim))
             else:
-                expected = ", ".join(f"{label(t.piece, True)!r} {t.prob:.1%}" for t in r.top)
-                parts.append(f"{label(r.piece, True)!r} at {r.position}: p={r.prob:.4f} ({r.bits:.1f} bits, "
+                expected = ", ".join(f"{one_line(t.piece)!r} {t.prob:.1%}" for t in r.top)
+                parts.append(f"{one_line(r.piece)!r} at {r.position}: p={r.prob:.4f} ({r.bits:.1f} bits, "
                              f"rank {r.rank:,}); the model expected {expected}")
         self.update(Content.assemble(*parts, strip_control_codes=False))
