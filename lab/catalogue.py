@@ -128,11 +128,14 @@ FINETUNED_DIR = "finetuned"  # under the cache: one HF folder per finetuned mode
 
 
 def lab_trained() -> list[CatalogueEntry]:
-    """Models trained here: `tiny-chat` (lab.sft) and the finetuned HF folders (lab.lora), by name."""
+    """Models trained here: `tiny-chat` and its base before SFT, `tiny-chat-base` (lab.sft), and the
+    finetuned HF folders (lab.lora), by name."""
     out = []
-    chat = cache_dir() / "tiny-chat" / "ckpt.pt"
-    if chat.exists():
-        out.append(CatalogueEntry("tiny-chat", str(chat), "tiny", "finetuned by the lab", chat.stat().st_size))
+    for name, chat, source in (("tiny-chat", cache_dir() / "tiny-chat" / "ckpt.pt", "finetuned by the lab"),
+                               ("tiny-chat-base", cache_dir() / "tiny-chat" / "base" / "ckpt.pt",
+                                "pretrained by the lab (tiny-chat before SFT)")):
+        if chat.exists():
+            out.append(CatalogueEntry(name, str(chat), "tiny", source, chat.stat().st_size))
     for config in sorted((cache_dir() / FINETUNED_DIR).glob("*/config.json")):
         d = config.parent
         size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
@@ -238,7 +241,8 @@ def resolve(spec: str) -> CatalogueEntry:
                                  "Train it with `deepdive-lab sft --model tiny`.")
     if spec.endswith(".pt") and os.path.exists(os.path.expanduser(spec)):
         p = Path(os.path.expanduser(spec))
-        return CatalogueEntry(_slug(p.stem), str(p), "tiny", "file", p.stat().st_size)
+        name = p.parent.name if p.stem == "ckpt" else p.stem  # ".../tiny-chat/ckpt.pt" is "tiny-chat"
+        return CatalogueEntry(_slug(name), str(p), "tiny", "file", p.stat().st_size)
     if name in (CHAT_DEFAULT, BASE_DEFAULT):
         for e in builtin_entries():
             if e.name == name:

@@ -4,6 +4,7 @@ Two views (v switches): the dataset, one conversation of the lab's SFT set at a 
 the chat model's own template and tokenizer with the loss mask drawn on the tokens (n / b: next,
 previous); and the run, the tiny GPT pretrained then finetuned into `tiny-chat` (s start, p pause,
 x stop), with the loss plot, tokens/s and the samples of held-out questions at each evaluation.
+o opens Base vs chat with the model before SFT as the base and after it as the chat model.
 The run belongs to the app (`lab.sft_run.SFTRun`): leaving the screen does not stop it.
 """
 
@@ -40,8 +41,10 @@ class PostTrainingScreen(Screen):
         Binding("n", "step(1)", "Next", id="post.next", tooltip="Next conversation"),
         Binding("b", "step(-1)", "Back", id="post.back", tooltip="Previous conversation"),
         Binding("s", "start", "Start", id="post.start", tooltip="Pretrain then finetune the tiny GPT"),
-        Binding("p", "pause", "Pause/resume", id="post.pause", tooltip="Pause or resume the run"),
+        Binding("p", "pause", "Pause", id="post.pause", tooltip="Pause or resume the run"),
         Binding("x", "stop", "Stop", id="post.stop", tooltip="Stop the run (writes a checkpoint)"),
+        Binding("o", "before_after", "Compare", id="post.compare",
+                tooltip="Base vs chat with the model before SFT and after it"),
     ]
 
     view_name: reactive[str] = reactive("dataset")
@@ -159,10 +162,13 @@ class PostTrainingScreen(Screen):
             self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Each view shows its own keys (False: hidden); a key that does nothing now is greyed out (None)."""
+        if (action == "step") != (self.view_name == "dataset") and action in ("step", "pause", "stop"):
+            return False
         view = self.run_view
         active = view is not None and view.active
-        enabled = {"step": self.view_name == "dataset", "start": not active,
-                   "pause": view is not None and view.state in ("running", "paused"), "stop": active}.get(action, True)
+        enabled = {"start": not active, "pause": view is not None and view.state in ("running", "paused"),
+                   "stop": active, "before_after": not active}.get(action, True)
         return True if enabled else None
 
     def action_start(self) -> None:
@@ -178,6 +184,18 @@ class PostTrainingScreen(Screen):
         self.app.sft_run.start(self.app.sft_config or replace(PRESETS[PRESET], out_dir=str(self.app.sft_dir)))
         self.view_name = "run"
         self.poll()
+
+    def action_before_after(self) -> None:
+        """Open Base vs chat with the pretrained model (before SFT) as the base and tiny-chat as the chat model:
+        the same prompt, the base continuing the document, the finetuned answering and stopping at <|im_end|>."""
+        before, after = self.app.sft_dir / "base" / "ckpt.pt", self.app.sft_dir / "ckpt.pt"
+        if self.run.active or not (before.exists() and after.exists()):
+            self.notify("Finish a run first (s): before/after needs the model before SFT and after it.")
+            return
+        for role, path in (("base", before), ("chat", after)):
+            self.app.session.use(role, str(path))
+            self.app.load_role(role)
+        self.app.switch_mode("basechat")
 
     # p and x do what they do on the Training screen, on this screen's run
     action_pause = TrainingScreen.action_pause

@@ -37,8 +37,10 @@ async def test_dataset_view_draws_the_mask_of_the_chat_models_own_rendering():
         assert await _until(pilot, lambda: view.shown.index == 0)
 
 
-async def test_run_view_trains_live_and_stops():
-    app = make_test_app()
+async def test_run_view_trains_live_stops_and_opens_before_after():
+    from lab.session import Session, Settings
+
+    app = make_test_app(session=Session(Settings()), load_models=False)  # its own session: "o" changes the models
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         await pilot.press("f6")
@@ -61,3 +63,9 @@ async def test_run_view_trains_live_and_stops():
         await pilot.press("f1", "f6")  # the run and its plot outlive leaving the screen
         await pilot.pause(0.3)
         assert "stopped at step" in shown(app.screen.query_one("#post-readout"))
+        await pilot.press("o")  # before/after: Base vs chat with the model before SFT and after it
+        await settle(app, pilot)
+        assert app.current_mode == "basechat"
+        before, after = app.session.loaded("base"), app.session.loaded("chat")
+        assert before.info.source.startswith(str(app.sft_dir / "base" / "ckpt.pt"))
+        assert after.info.source.startswith(str(app.sft_dir / "ckpt.pt")) and after.info.has_chat_template
