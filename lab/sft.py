@@ -445,6 +445,14 @@ class StyleExperiment:
         if self.current is not None:
             self.current.stop()
 
+    def pause(self) -> None:
+        if self.current is not None:
+            self.current.pause()
+
+    def resume(self) -> None:
+        if self.current is not None:
+            self.current.resume()
+
     def run(self):
         first = TinyChat(replace(self.cfg, style="answer", out_dir=str(Path(self.cfg.out_dir or cache_dir() /
                                                                                  "tiny-chat-experiment") / "answer")))

@@ -5,8 +5,9 @@
     view = run.snapshot()     # lab.training_run.RunView: state, message, curves, samples
 
 It is `lab.training_run.TrainingRun` (the same lock, states, pause/stop and snapshots) with
-another worker: both stages' events go on one step axis (the SFT steps follow the pretraining
-steps), and the message says which stage is running. Plain Python, no Textual.
+another worker: the stages' events go on one step axis (the SFT steps follow the pretraining
+steps), and the message says which stage is running. With `experiment=True` it runs the
+answer-first vs working-first experiment instead. Plain Python, no Textual.
 """
 
 from __future__ import annotations
@@ -29,37 +30,53 @@ def preset_cost(name: str) -> str:
 
 
 class SFTRun(TrainingRun):
-    """One tiny-chat run; see the module docstring."""
+    """One tiny-chat run, or with `experiment` the answer-first vs working-first experiment
+    (lab.sft.StyleExperiment, whose `results` land in `results` when it ends)."""
+
+    def __init__(self, preset: str = "cpu-quick", experiment: bool = False) -> None:
+        super().__init__(preset)
+        self.experiment = experiment
+        self.results: dict = {}  # style -> [lab.sft.Scored], once the experiment has run
 
     def _train(self, cfg) -> None:
-        from lab.sft import TinyChat
+        from lab.sft import StyleExperiment, TinyChat
 
         try:
-            chat = TinyChat(cfg)
+            if self.experiment:
+                cfg = replace(cfg, counts=(0, max(cfg.counts[1], 120), 0, 0))
+                job, stages = StyleExperiment(cfg), ("pretrain", "sft answer", "sft working")
+            else:
+                job, stages = TinyChat(cfg), ("pretrain", "sft")
         except Exception as exc:  # a LabError says what to do; anything else still must not leave "preparing"
             text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
             self._set(state="failed", message=f"could not start: {text}")
             return
         with self._lock:
-            self.trainer = None if self._stop_requested else chat
+            self.trainer = None if self._stop_requested else job
             if self._stop_requested:
                 self.state, self.message = "stopped", "stopped before the first step (nothing saved)"
             else:
-                self.state, self.message = "running", f"pretraining (vocabulary of {len(chat.vocab.pieces)} tokens)"
+                self.state, self.message = "running", "pretraining (after a vocabulary is trained)"
             self.version += 1
             if self._stop_requested:
                 return
-        offset = cfg.pretrain_iters if chat.pretrainer is not None else 0
+        lengths = {"pretrain": cfg.pretrain_iters}
+        offsets, total = {}, 0
+        for stage in stages:  # one step axis: each stage's steps follow the previous stage's
+            offsets[stage] = total
+            total += lengths.get(stage, cfg.max_iters)
         try:
-            for phase, ev in chat.run():
-                if phase == "sft":
-                    ev = replace(ev, step=ev.step + offset, max_iters=ev.max_iters + offset)
-                    if ev.step == offset and not ev.stopped:
-                        self._set(message="SFT: the loss counts only the assistant's tokens")
-                elif not ev.stopped:
-                    ev = replace(ev, max_iters=ev.max_iters + cfg.max_iters)
-                if phase == "pretrain" and ev.stopped == "done":
-                    continue  # SFT follows: the run is not over
+            for phase, ev in job.run():
+                if ev.step == 0 and not ev.stopped and phase != "pretrain":
+                    self._set(message=f"{phase}: the loss counts only the assistant's tokens")
+                ev = replace(ev, step=ev.step + offsets[phase], max_iters=total)
+                if ev.stopped == "done" and phase != stages[-1]:
+                    continue  # the next stage follows: the run is not over
                 self.record(ev)
         except Exception as exc:
             self._set(state="failed", message=f"training failed: {exc.__class__.__name__}: {exc}")
+            return
+        if self.experiment:
+            with self._lock:
+                self.results = dict(job.results)
+                self.version += 1

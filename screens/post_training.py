@@ -13,7 +13,8 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, ProgressBar, RichLog, Static
@@ -30,6 +31,9 @@ from screens.widgets.key_bar import KeyBar
 from screens.widgets.loss_plot import LossPlot
 
 PRESET = "cpu-quick"
+VIEWS = ("dataset", "run", "experiment")
+CHECKER_WORDS = ('checker (code, the Failures screen\'s): the number after "The answer is" (else the first number '
+                 "that is not one of the question's) must equal the price computed from the question")
 
 
 class PostTrainingScreen(Screen):
@@ -37,12 +41,14 @@ class PostTrainingScreen(Screen):
     COMMANDS = {ScreenCommands}
 
     BINDINGS = [
-        Binding("v", "switch_view", "View", id="post.view", tooltip="Dataset or run view"),
+        Binding("v", "switch_view", "View", id="post.view", tooltip="Dataset, run or experiment view"),
         Binding("n", "step(1)", "Next", id="post.next", tooltip="Next conversation"),
         Binding("b", "step(-1)", "Back", id="post.back", tooltip="Previous conversation"),
         Binding("s", "start", "Start", id="post.start", tooltip="Pretrain then finetune the tiny GPT"),
         Binding("p", "pause", "Pause", id="post.pause", tooltip="Pause or resume the run"),
         Binding("x", "stop", "Stop", id="post.stop", tooltip="Stop the run (writes a checkpoint)"),
+        Binding("e", "experiment", "Experiment", id="post.experiment",
+                tooltip="Answer-first vs working-first SFT, scored on held-out problems"),
         Binding("o", "before_after", "Compare", id="post.compare",
                 tooltip="Base vs chat with the model before SFT and after it"),
     ]
@@ -74,6 +80,13 @@ class PostTrainingScreen(Screen):
                 yield ProgressBar(id="post-bar", show_eta=False)
                 yield LossPlot(id="post-plot")
                 yield RichLog(id="post-samples", wrap=True, max_lines=2000)
+            with Vertical(id="post-experiment"):
+                yield Static(id="post-exp-head")
+                with Horizontal(id="post-exp-panes"):
+                    with VerticalScroll(id="post-exp-answer-pane"):
+                        yield Static(id="post-exp-answer")
+                    with VerticalScroll(id="post-exp-working-pane"):
+                        yield Static(id="post-exp-working")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -109,16 +122,16 @@ class PostTrainingScreen(Screen):
         if event.state == WorkerState.SUCCESS:
             view.shown = event.worker.result
             if event.worker.result is None:
-                view.update(self.app.session.role_status("chat") or "The chat model is not loaded.")
+                view.update(Content(self.app.session.role_status("chat") or "The chat model is not loaded."))
         elif event.state == WorkerState.ERROR:
             err = event.worker.error
-            view.update(str(err) if isinstance(err, LabError) else f"Could not render: {err.__class__.__name__}")
+            view.update(Content(str(err) if isinstance(err, LabError) else f"Could not render: {err.__class__.__name__}"))
 
     def action_step(self, delta: int) -> None:
         self.index = (self.index + delta) % len(self.examples)
 
     def action_switch_view(self) -> None:
-        self.view_name = "run" if self.view_name == "dataset" else "dataset"
+        self.view_name = VIEWS[(VIEWS.index(self.view_name) + 1) % len(VIEWS)]
 
     def watch_view_name(self, name: str) -> None:
         self.query_one("#post-switch", ContentSwitcher).current = f"post-{name}"
@@ -146,7 +159,7 @@ class PostTrainingScreen(Screen):
             if view.active:
                 parts.append(f"{ev.tokens_per_sec:,.0f} tok/s")
         hint = f"{preset_cost(PRESET)} · s start" if view.state == "idle" else view.message
-        self.query_one("#post-readout", Static).update(" · ".join(parts) + "\n" + hint)
+        self.query_one("#post-readout", Static).update(Content(" · ".join(parts) + "\n" + hint))
         if ev is not None:
             self.query_one("#post-bar", ProgressBar).update(total=ev.max_iters, progress=ev.step)
         self.query_one("#post-plot", LossPlot).curves = (view.steps, view.losses, view.val_steps, view.val_losses)
@@ -158,16 +171,41 @@ class PostTrainingScreen(Screen):
             log.write(f"── step {step} ──")
             log.write(text)
         self._samples_shown = len(view.samples)
+        self.draw_experiment(view)
         if old is None or old.state != view.state:
             self.refresh_bindings()
+
+    def draw_experiment(self, view: RunView) -> None:
+        """Both styles' accuracy on the same held-out problems, each answer marked ✓ or ✗."""
+        run = self.run
+        results = run.results if run.experiment else {}
+        state = (f"running: {view.message}" if view.active and run.experiment else
+                 "e runs it: one pretraining, then SFT on answer-first and on working-first solutions of the "
+                 "same problems; both scored on the same held-out problems (cpu-quick with SFT twice: "
+                 "about 3 minutes on a 2-core CPU)")
+        if results:
+            state = "  ·  ".join(f"{style}-first {sum(s.passed for s in scored)}/{len(scored)} right"
+                                 for style, scored in results.items())
+        self.query_one("#post-exp-head", Static).update(Content(f"{state}\n{CHECKER_WORDS}"))
+        for style in ("answer", "working"):
+            scored = results.get(style, [])
+            lines = [f"{style}-first" + (f": {sum(s.passed for s in scored)}/{len(scored)}" if scored else "")]
+            for s in scored:
+                reply = s.reply.replace("\n", " ⏎ ") or "(empty)"  # one answer, one line (as the Failures screen)
+                lines.append(f"{'✓' if s.passed else '✗'} {s.question}\n   {reply}"
+                             f"\n   read {s.got}, truth {s.truth}")
+            self.query_one(f"#post-exp-{style}", Static).update(Content("\n".join(lines)))  # model text: no markup
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Each view shows its own keys (False: hidden); a key that does nothing now is greyed out (None)."""
         if (action == "step") != (self.view_name == "dataset") and action in ("step", "pause", "stop"):
             return False
+        if action == "experiment" and self.view_name != "experiment":
+            return False
         view = self.run_view
         active = view is not None and view.active
-        enabled = {"start": not active, "pause": view is not None and view.state in ("running", "paused"),
+        enabled = {"start": not active, "experiment": not active,
+                   "pause": view is not None and view.state in ("running", "paused"),
                    "stop": active, "before_after": not active}.get(action, True)
         return True if enabled else None
 
@@ -183,6 +221,20 @@ class PostTrainingScreen(Screen):
         self.app.sft_run = SFTRun(PRESET)
         self.app.sft_run.start(self.app.sft_config or replace(PRESETS[PRESET], out_dir=str(self.app.sft_dir)))
         self.view_name = "run"
+        self.poll()
+
+    def action_experiment(self) -> None:
+        from dataclasses import replace
+
+        from lab.sft import PRESETS
+        from lab.sft_run import SFTRun
+
+        if self.run.active:
+            self.notify("A run is already going (x stops it).")
+            return
+        self.app.sft_run = SFTRun(PRESET, experiment=True)
+        cfg = self.app.sft_config or PRESETS[PRESET]
+        self.app.sft_run.start(replace(cfg, out_dir=str(self.app.sft_dir.parent / (self.app.sft_dir.name + "-experiment"))))
         self.poll()
 
     def action_before_after(self) -> None:

@@ -69,3 +69,31 @@ async def test_run_view_trains_live_stops_and_opens_before_after():
         before, after = app.session.loaded("base"), app.session.loaded("chat")
         assert before.info.source.startswith(str(app.sft_dir / "base" / "ckpt.pt"))
         assert after.info.source.startswith(str(app.sft_dir / "ckpt.pt")) and after.info.has_chat_template
+
+
+async def test_experiment_view_scores_both_styles_on_the_same_held_out_problems():
+    from dataclasses import replace
+
+    from lab.session import Session, Settings
+
+    app = make_test_app(session=Session(Settings()), load_models=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        app.sft_config = replace(app.sft_config, max_iters=30, lr_decay_iters=30)
+        await pilot.press("f6", "v", "v")
+        assert app.screen.query_one("#post-switch").current == "post-experiment"
+        assert "e runs it" in shown(app.screen.query_one("#post-exp-head"))
+        await pilot.press("e")
+        assert await _until(pilot, lambda: app.sft_run.snapshot().state in ("finished", "failed"))
+        app.sft_run.thread.join()
+        await pilot.pause(0.5)
+        results = app.sft_run.results
+        assert [s.question for s in results["answer"]] == [s.question for s in results["working"]]
+        head = shown(app.screen.query_one("#post-exp-head"))
+        for style in ("answer", "working"):
+            right = sum(s.passed for s in results[style])
+            assert f"{style}-first {right}/{len(results[style])} right" in head
+            pane = shown(app.screen.query_one(f"#post-exp-{style}"))
+            marks = [line[0] for line in pane.splitlines() if line.startswith(("✓", "✗"))]
+            assert marks == ["✓" if s.passed else "✗" for s in results[style]]
+        assert "checker" in head
