@@ -342,7 +342,27 @@ def pretrain_config(cfg: SFTConfig) -> TrainConfig:
     return TrainConfig(**base)
 
 
-class TinyChat:
+class _Stages:
+    """stop / pause / resume (from another thread) reach the stage running now, `current`."""
+
+    current = None
+    _stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self.current is not None:
+            self.current.stop()
+
+    def pause(self) -> None:
+        if self.current is not None:
+            self.current.pause()
+
+    def resume(self) -> None:
+        if self.current is not None:
+            self.current.resume()
+
+
+class TinyChat(_Stages):
     """Pretrain (unless cfg.base names a bpe-chat checkpoint), then SFT; stop/pause reach the stage running."""
 
     def __init__(self, cfg: SFTConfig) -> None:
@@ -368,19 +388,6 @@ class TinyChat:
     @property
     def current(self) -> Trainer | None:
         return self.sft or self.pretrainer
-
-    def stop(self) -> None:
-        self._stopped = True
-        if self.current is not None:
-            self.current.stop()
-
-    def pause(self) -> None:
-        if self.current is not None:
-            self.current.pause()
-
-    def resume(self) -> None:
-        if self.current is not None:
-            self.current.resume()
 
     def run(self):
         """Yields ("pretrain" | "sft", TrainEvent); a stop during pretraining ends the run there."""
@@ -422,7 +429,7 @@ def score(model, vocab: ChatVocab, examples: list[Example], max_tokens: int = 16
     return out
 
 
-class StyleExperiment:
+class StyleExperiment(_Stages):
     """The talk's "models need tokens to think", on the tiny model: one pretraining, then two SFT runs
     from it on the same word problems that differ only in the solution style ("answer": the answer
     first, then why; "working": the working first), each scored on the same held-out problems.
@@ -439,19 +446,6 @@ class StyleExperiment:
         self.results: dict[str, list[Scored]] = {}
         self.current: TinyChat | SFTTrainer | None = None
         self._stopped = False
-
-    def stop(self) -> None:
-        self._stopped = True
-        if self.current is not None:
-            self.current.stop()
-
-    def pause(self) -> None:
-        if self.current is not None:
-            self.current.pause()
-
-    def resume(self) -> None:
-        if self.current is not None:
-            self.current.resume()
 
     def run(self):
         first = TinyChat(replace(self.cfg, style="answer", out_dir=str(Path(self.cfg.out_dir or cache_dir() /

@@ -36,11 +36,12 @@ def make_test_app(**kwargs):
 
 
 def small_sft_config(folder):
-    """A tiny-chat run small enough for a UI test: a one-layer GPT, a slice of the corpus, short stages."""
+    """A tiny-chat run small enough for a UI test: a one-layer GPT, a slice of the corpus, a short pretraining;
+    its SFT stage outlasts any test (a test stops it, or shortens it), so "stop" never races "finished"."""
     from lab.sft import SFTConfig
 
     return SFTConfig(n_layer=1, n_head=2, n_embd=32, bpe_vocab=300, pretrain_bytes=20_000, task_docs=100,
-                     pretrain_iters=20, max_iters=400, lr_decay_iters=400, block_size=128, batch_size=4,
+                     pretrain_iters=20, max_iters=20_000, lr_decay_iters=20_000, block_size=128, batch_size=4,
                      counts=(40, 0, 0, 40), eval_interval=10, eval_iters=1, sample_interval=10, sample_prompts=1,
                      sample_tokens=12, out_dir=str(folder))
 
