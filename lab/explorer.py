@@ -11,6 +11,10 @@ the next sample will draw, candidates 1-9) in a background thread, so a pick usu
 its bars without waiting for the model. A step that asks for a state being prefetched waits
 for that computation instead of starting a second one.
 
+Every state is the backend's canonical one for (path, prompt length): the prompt evaluated
+whole, each token after it alone, as a stream would. So the bars shown for a path do not
+depend on the order in which it was reached (picked, prefetched, undone and redone).
+
 Thread safety: the path (history and position) changes only under the explorer's own lock, so
 a worker appending tokens while the UI thread undoes or redoes leaves a consistent path (each
 state is the one before it plus one token). Read the path at one instant with `state()`.
@@ -56,6 +60,7 @@ class Explorer:
         self._lock = threading.Lock()  # guards both caches and the in-flight table
         self._path_lock = threading.Lock()  # guards history and position (never held during a model call)
         self._inflight: dict[tuple[int, ...], threading.Event] = {}
+        self._prompt_len = 0  # states are computed with this many leading ids as the prompt
 
     # ---- the path -------------------------------------------------------------------
     @property
@@ -75,10 +80,15 @@ class Explorer:
         with self._path_lock:
             self.history = [PathStep(ids, "prompt")]
             self.position = 0
-        with self._lock:
-            self._ahead.clear()
+        self._new_prompt(len(ids))
         self._logits_for(ids, ahead=False)
         return ids
+
+    def _new_prompt(self, prompt_len: int) -> None:
+        with self._lock:  # states of another prompt were computed with another prompt length
+            self._ahead.clear()
+            self._cache.clear()
+            self._prompt_len = prompt_len
 
     def restore(self, steps: list[tuple[tuple[int, ...], str]], position: int) -> tuple[int, ...]:
         """Put back a saved path: `steps` of (ids, how), each one token longer than the one
@@ -94,8 +104,7 @@ class Explorer:
             raise LabError("the saved path holds token ids outside this model's vocabulary.")
         with self._path_lock:
             self.history, self.position = path, position
-        with self._lock:
-            self._ahead.clear()
+        self._new_prompt(len(path[0].ids))
         ids = path[position].ids
         self._logits_for(ids, ahead=False)
         return ids
@@ -153,16 +162,19 @@ class Explorer:
                 mine = event is None
                 if mine:
                     event = self._inflight[key] = threading.Event()
+                prompt_len = self._prompt_len
             if not mine:
                 event.wait()  # another thread is computing exactly this state
                 continue
             try:
-                found = self.backend.logits(list(key))
+                found = self.backend.logits(list(key), prompt_len=min(prompt_len, len(key)))
             finally:
                 with self._lock:
                     del self._inflight[key]
                 event.set()
             with self._lock:
+                if prompt_len != self._prompt_len:
+                    return found  # the prompt changed meanwhile: not a state of this path
                 if ahead:
                     self.prefetch_calls += 1
                     self._store(self._ahead, key, found, 16)

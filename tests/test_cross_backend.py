@@ -62,9 +62,13 @@ def test_lens_unavailable_on_llama_cpp_says_so(smol):
 
 
 def test_hf_kv_cache_reuse(smol_hf):
+    import numpy as np
+
     ids = smol_hf.tokenize("The quick brown fox jumps over the lazy dog.")
     full = smol_hf.logits(ids)
     before = smol_hf.tokens_evaluated
-    smol_hf.logits(ids + [13])
+    step = smol_hf.logits(ids + [13], prompt_len=len(ids))  # one token after the prompt: one pass of one token
     assert smol_hf.tokens_evaluated - before == 1
     assert int(full.argmax()) == int(smol_hf.logits(ids).argmax())
+    smol_hf.logits(smol_hf.tokenize("Something else entirely"))
+    np.testing.assert_array_equal(step, smol_hf.logits(ids + [13], prompt_len=len(ids)))  # whatever ran before

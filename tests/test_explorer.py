@@ -17,7 +17,8 @@ def test_prefetched_states_equal_the_engine_and_cost_the_path_no_model_call(smol
     calls = ex.model_calls
     ex.append(top[1], "picked #2")
     assert ex.model_calls == calls and ex.prefetch_calls == 3
-    np.testing.assert_allclose(ex.logits(), smol.logits(list(ids) + [top[1]]), rtol=1e-5, atol=1e-5)
+    # the path's state is the engine's for (prompt + pick, prompt length): the pick evaluated alone
+    np.testing.assert_array_equal(ex.logits(), smol.logits(list(ids) + [top[1]], prompt_len=len(ids)))
     ex.undo()
     np.testing.assert_array_equal(ex.logits(), ex.cached(ids))
 
@@ -29,10 +30,10 @@ def test_a_step_waits_for_the_same_state_in_flight_instead_of_computing_it_twice
     started = threading.Event()
     original = smol.logits
 
-    def slow_logits(seq):
+    def slow_logits(seq, **kwargs):
         started.set()
         threading.Event().wait(0.2)  # a slow model: the step arrives while this runs
-        return original(seq)
+        return original(seq, **kwargs)
 
     smol.logits = slow_logits
     try:
@@ -89,6 +90,6 @@ def test_appends_from_a_worker_racing_undo_and_redo_keep_the_path_consistent(smo
         pass
     last = ex.ids
     assert ex.position == len(ex.history) - 1
-    # the logits kept for the last state are that state's (llama.cpp may split the evaluation differently)
-    np.testing.assert_allclose(ex.logits(), smol.logits(list(last)), atol=1.0)
+    # the logits kept for the last state are that state's: the engine's canonical ones, bit for bit
+    np.testing.assert_array_equal(ex.logits(), smol.logits(list(last), prompt_len=len(prompt)))
     assert np.abs(ex.logits() - ex.cached(last[:-1])).max() > 1.0

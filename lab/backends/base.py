@@ -5,6 +5,15 @@ and optionally `_chat_template`, `_is_special`, `_layer_logits`); everything a s
 needs (distributions, streams, chat rendering) is built here on top of them, so every
 backend behaves the same way. Nothing returned holds a tensor: see `lab.types`.
 
+The same inputs give the same numbers, whatever ran before. A model's floating-point
+results depend on how a sequence is split into batches (llama.cpp: a token evaluated alone
+and the same token inside a batch differ by up to ~0.8 in a logit), so every state is
+computed one canonical way: the first `prompt_len` ids as one prompt evaluation from
+position 0, every later id one at a time. The logits after `ids` are then a function of
+(`ids`, `prompt_len`) alone; a cached state is reused only where it was computed that same
+way (`_plan`). A stream's prompt is its `prompt_len`, so a seeded stream is a function of
+(model, prompt, settings, seed); `logits(ids)` without `prompt_len` evaluates `ids` whole.
+
 Backends are not thread-safe: use one from one worker thread at a time.
 """
 
@@ -15,6 +24,7 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -50,6 +60,7 @@ class Backend(ABC):
         # Held around every forward pass: two screens' workers may share one model.
         self.lock = threading.RLock()
         self._piece_cache: dict[int, bytes] = {}
+        self._prompt_logits: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # prompt -> logits after it
 
     # ---- primitives --------------------------------------------------------------
     @abstractmethod
@@ -62,9 +73,10 @@ class Backend(ABC):
         """The raw bytes of one token (special tokens: their text form)."""
 
     @abstractmethod
-    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
-        """Logits (float32, vocab) for the position after `ids`, reusing cached state
-        when `ids` extends what was evaluated before."""
+    def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
+        """Logits (float32, vocab) for the position after `ids`, computed the canonical way:
+        `ids[:prompt_len]` as one prompt evaluation, each later id alone (see the module
+        docstring). Cached state may be reused where `_plan` says it was computed that way."""
 
     @property
     @abstractmethod
@@ -83,7 +95,41 @@ class Backend(ABC):
 
     def _position_logits(self, ids: Sequence[int]) -> np.ndarray:
         """Logits after every prefix of `ids`, shape (len(ids), vocab). Default: one step each."""
-        return np.stack([np.array(self._last_logits(list(ids[:i + 1]))) for i in range(len(ids))])
+        return np.stack([np.array(self._last_logits(list(ids[:i + 1]), i + 1)) for i in range(len(ids))])
+
+    def _plan(self, ids: list[int], prompt_len: int, state: list[int], state_prompt: int,
+              state_logits: np.ndarray | None) -> tuple[int, np.ndarray | None]:
+        """How to compute the canonical logits after (`ids`, `prompt_len`) from a cached state
+        (the ids `state`, computed with prompt length `state_prompt`, its logits `state_logits`).
+
+        Returns (keep, logits): `logits` when no model call is needed; else `keep`, the number
+        of leading positions of the cached state to keep: 0 means evaluate the prompt from
+        scratch, then the rest one at a time; keep >= prompt_len means evaluate ids[keep:]
+        one at a time on top of the kept state. Example: state [1,2,3,4] with prompt 2, ids
+        [1,2,3,9] with prompt 2 -> keep 3; the same ids with prompt 3 -> keep 0.
+        """
+        keep = 0
+        if state_prompt == prompt_len and state[:prompt_len] == ids[:prompt_len]:
+            keep, limit = prompt_len, min(len(state), len(ids))
+            while keep < limit and state[keep] == ids[keep]:
+                keep += 1
+        if keep == len(ids):
+            if len(state) == len(ids) and state_logits is not None:
+                return keep, state_logits
+            if len(ids) == prompt_len:
+                memo = self._prompt_logits.get(tuple(ids))
+                if memo is not None:
+                    return keep, memo
+                return 0, None  # the prompt's last logits come only from evaluating it whole
+            keep = len(ids) - 1  # a position after the prompt: run it alone again
+        return keep, None
+
+    def _remember_prompt(self, prompt: Sequence[int], logits: np.ndarray) -> None:
+        """Keep the logits after a whole prompt: the next stream from it starts without a model call."""
+        self._prompt_logits[tuple(prompt)] = logits
+        self._prompt_logits.move_to_end(tuple(prompt))
+        while len(self._prompt_logits) > 8:
+            self._prompt_logits.popitem(last=False)
 
     def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
         raise LabError(f"{self.info.backend} does not expose hidden states; the logit lens needs the transformers backend.")
@@ -107,11 +153,15 @@ class Backend(ABC):
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.detokenize_bytes(ids).decode("utf-8", errors="replace")
 
-    def logits(self, ids: Sequence[int]) -> np.ndarray:
-        """The raw next-token logits after `ids` (a copy the caller may keep)."""
+    def logits(self, ids: Sequence[int], prompt_len: int | None = None) -> np.ndarray:
+        """The raw next-token logits after `ids` (a copy the caller may keep).
+
+        `prompt_len`: how many leading ids are the prompt (evaluated together); the ids after
+        it are evaluated one at a time, as a stream generates them. Default: all of `ids`."""
         ids = self._check_ids(ids)
         with self.lock:
-            return np.array(self._last_logits(ids), dtype=np.float32, copy=True)
+            return np.array(self._last_logits(ids, self._check_prompt_len(ids, prompt_len)), dtype=np.float32,
+                            copy=True)
 
     def distribution_from_logits(
         self, logits: np.ndarray, n_ids: int, top_k: int = 10, query_ids: Sequence[int] = ()
@@ -119,9 +169,11 @@ class Backend(ABC):
         logprobs = log_softmax(logits)
         return self._distribution(logprobs, n_ids, top_k, query_ids)
 
-    def next_token(self, ids: Sequence[int], top_k: int = 10, query_ids: Sequence[int] = ()) -> Distribution:
-        """The model's (temperature 1, unfiltered) distribution for the token after `ids`."""
-        return self.distribution_from_logits(self.logits(ids), len(ids), top_k, query_ids)
+    def next_token(self, ids: Sequence[int], top_k: int = 10, query_ids: Sequence[int] = (),
+                   prompt_len: int | None = None) -> Distribution:
+        """The model's (temperature 1, unfiltered) distribution for the token after `ids`
+        (`prompt_len` as for `logits`)."""
+        return self.distribution_from_logits(self.logits(ids, prompt_len), len(ids), top_k, query_ids)
 
     def _distribution(self, logprobs: np.ndarray, n_ids: int, top_k: int, query_ids: Sequence[int]) -> Distribution:
         idx = top_indices(logprobs, top_k)
@@ -232,6 +284,14 @@ class Backend(ABC):
             raise LabError(f"{len(ids)} tokens do not fit the context window of {self.info.context_length}.")
         return ids
 
+    @staticmethod
+    def _check_prompt_len(ids: list[int], prompt_len: int | None) -> int:
+        if prompt_len is None:
+            return len(ids)
+        if not 1 <= prompt_len <= len(ids):
+            raise LabError(f"the prompt length {prompt_len} is not between 1 and the {len(ids)} ids given.")
+        return int(prompt_len)
+
 
 class Generation:
     """An iterator of `TokenEvent`s; `.result` is set once it is exhausted."""
@@ -273,7 +333,7 @@ class Generation:
                 reason = "context"
                 break
             with b.lock:
-                logits = b._last_logits(ids)
+                logits = b._last_logits(ids, len(self.prompt))
             token, used_prob = sample_with_prob(logits, self.settings, rng)
             lse = logsumexp(logits)
             raw_prob = math.exp(float(logits[token]) - lse)

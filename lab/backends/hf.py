@@ -4,6 +4,8 @@ A GGUF converted by transformers is slow to load (tens of seconds) and cannot be
 `save_pretrained`-ed, so the converted weights are cached as safetensors (with the
 config and tokenizer) under the lab's cache; the second load reads that folder.
 Exposes every layer's hidden state for the logit lens. Runs on CUDA, then MPS, then CPU.
+States are computed the canonical way of `lab.backends.base` (the prompt in one pass, each
+later token alone), reusing the KV cache where it was computed that way.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class TransformersBackend(Backend):
         self._cache = None  # the KV cache for self._cached_ids
         self._cached_ids: list[int] = []
         self._cached_logits: np.ndarray | None = None
+        self._cached_prompt = 0  # how many of the cached ids were evaluated as the prompt
 
     # ---- loading ------------------------------------------------------------------
     @classmethod
@@ -233,31 +236,30 @@ class TransformersBackend(Backend):
         return out.logits[0, -1].float().cpu().numpy(), cache
 
     def _reset_cache(self) -> None:
-        self._cache, self._cached_ids, self._cached_logits = None, [], None
+        self._cache, self._cached_ids, self._cached_logits, self._cached_prompt = None, [], None, 0
 
-    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+    def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
+        """The canonical way (see `lab.backends.base`): the prompt in one forward pass, each later
+        token in a pass of its own on the cached keys and values."""
         ids = list(ids)
-        if ids == self._cached_ids and self._cached_logits is not None:
-            return self._cached_logits
-        n = 0
-        limit = min(len(ids), len(self._cached_ids))
-        while n < limit and ids[n] == self._cached_ids[n]:
-            n += 1
-        n = min(n, len(ids) - 1)  # at least one token must run to produce logits
-        past = None
-        if n > 0 and self._cache is not None:
-            if n < len(self._cached_ids):
-                try:
-                    self._cache.crop(n)
-                    past = self._cache
-                except Exception:  # caches that cannot be cropped (sliding windows): start over
-                    past, n = None, 0
-            else:
-                past = self._cache
-        else:
-            n = 0
-        logits, cache = self._forward(ids[n:], past)
-        self._cache, self._cached_ids, self._cached_logits = cache, ids, logits
+        keep, ready = self._plan(ids, prompt_len, self._cached_ids, self._cached_prompt, self._cached_logits)
+        if ready is not None:
+            return ready
+        if keep and keep < len(self._cached_ids):
+            try:
+                self._cache.crop(keep)
+            except Exception:  # caches that cannot be cropped (sliding windows): start over
+                keep = 0
+        if keep == 0:
+            self._reset_cache()
+            logits, self._cache = self._forward(ids[:prompt_len], None)
+            self._cached_prompt = prompt_len
+            self._remember_prompt(ids[:prompt_len], logits)
+            keep = prompt_len
+        self._cached_ids, self._cached_logits = ids[:keep], None
+        for pos in range(keep, len(ids)):
+            logits, self._cache = self._forward([ids[pos]], self._cache)
+        self._cached_ids, self._cached_logits = ids, logits
         return logits
 
     def _position_logits(self, ids: Sequence[int]) -> np.ndarray:

@@ -3,8 +3,11 @@
 - Never writes to stdout/stderr: llama.cpp's log callback is replaced by one that drops
   everything, and llama-cpp-python's fd-level redirect (which would swallow a TUI's
   frames mid-load) is replaced by a no-op.
-- KV cache reuse: a request whose ids extend (or share a prefix with) the previous one
-  evaluates only the new tokens; `tokens_evaluated` counts what actually ran.
+- Canonical evaluation (see `lab.backends.base`): a prompt is decoded in batches of
+  `n_batch` from position 0, each later token alone. llama.cpp's numbers depend on the
+  batch a token is decoded in, so this is what makes a state a function of its ids.
+- KV cache reuse: a request that extends (or branches from) the cached state past its
+  prompt evaluates only the new tokens, one at a time; `tokens_evaluated` counts what ran.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class LlamaCppBackend(Backend):
         self._eos: frozenset[int] | None = None
         self._attrs: dict[int, int] = {}
         self._evaluated: list[int] = []  # ids whose state is in the KV cache
+        self._state_prompt = 0  # how many of them were evaluated as the prompt
         self._last: np.ndarray | None = None  # logits after self._evaluated
 
     @classmethod
@@ -171,60 +175,75 @@ class LlamaCppBackend(Backend):
     def _template_source(self) -> str:
         return "GGUF metadata (tokenizer.chat_template)"
 
-    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+    def _decode(self, chunk: list[int], start: int) -> None:
+        """Decode `chunk` at positions start.. on top of the first `start` cached positions."""
+        llm = self.llm
+        llm._batch.set_batch(batch=chunk, n_past=start, logits_all=False)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[start:start + len(chunk)] = chunk
+        llm.n_tokens = start + len(chunk)
+        self.tokens_evaluated += len(chunk)
+
+    def _read_logits(self) -> np.ndarray:
+        ptr = self._lc.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.info.vocab_size,)).copy()
+
+    def _forget(self, keep: int) -> None:
+        """Drop the cached state from position `keep` on."""
+        self.llm.n_tokens = keep
+        self.llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        self._evaluated, self._last = self._evaluated[:keep], None
+        if keep == 0:
+            self._state_prompt = 0
+
+    def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
         ids = list(ids)
-        if self._last is not None and ids == self._evaluated:
-            return self._last
-        n = 0
-        limit = min(len(ids), len(self._evaluated), self.llm.n_tokens)
-        while n < limit and ids[n] == self._evaluated[n]:
-            n += 1
-        n = min(n, len(ids) - 1)  # one token at least must run to produce logits
-        self.llm.n_tokens = n  # eval() drops the KV cache from position n on
-        self._evaluated = ids[:n]
-        self._last = None
+        keep, ready = self._plan(ids, prompt_len, self._evaluated, self._state_prompt, self._last)
+        if ready is not None:
+            return ready
+        self._forget(keep)
         try:
-            self.llm.eval(ids[n:])
+            if keep == 0:  # the prompt, in batches of n_batch from position 0
+                for start in range(0, prompt_len, self.llm.n_batch):
+                    self._decode(ids[start:min(prompt_len, start + self.llm.n_batch)], start)
+                self._state_prompt = prompt_len
+                self._last = self._read_logits()
+                self._remember_prompt(ids[:prompt_len], self._last)
+                keep = prompt_len
+            for pos in range(keep, len(ids)):  # every later token alone, as a stream makes them
+                self._decode([ids[pos]], pos)
+            if keep < len(ids):
+                self._last = self._read_logits()
         except MemoryError as exc:
-            self.llm.reset()
-            self._evaluated = []
+            self._forget(0)
             raise ModelOutOfMemoryError("out of memory running the model.") from exc
         except RuntimeError as exc:  # decode failed (e.g. context full)
-            self.llm.reset()
-            self._evaluated = []
+            self._forget(0)
             raise LabError(f"llama.cpp failed to evaluate the sequence: {exc}") from exc
-        self.tokens_evaluated += len(ids) - n
-        ptr = self._lc.llama_get_logits_ith(self._ctx, -1)
-        self._last = np.ctypeslib.as_array(ptr, shape=(self.info.vocab_size,)).copy()
         self._evaluated = ids
         return self._last
 
     def _position_logits(self, ids: Sequence[int]) -> np.ndarray:
-        """Logits after every prefix of `ids` (row i: after ids[:i+1]), in one pass.
-
-        Re-evaluates the sequence with an output requested at every position, then leaves
-        the KV cache holding `ids`, so the next step extends it as usual."""
+        """Logits after every prefix of `ids` (row i: after ids[:i+1]), in one pass from position 0
+        (a function of `ids` alone). The cached state is dropped: asking for every position's logits
+        changes llama.cpp's batch shapes, so it is not the canonical state of `ids`."""
         ids = list(ids)
         llm, lc = self.llm, self._lc
         rows = np.empty((len(ids), self.info.vocab_size), dtype=np.float32)
-        llm.n_tokens = 0
-        self._evaluated, self._last = [], None
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self._forget(0)
         try:
             for start in range(0, len(ids), llm.n_batch):
                 chunk = ids[start:start + llm.n_batch]
                 llm._batch.set_batch(batch=chunk, n_past=start, logits_all=True)
                 llm._ctx.decode(llm._batch)
-                llm.input_ids[start:start + len(chunk)] = chunk
-                llm.n_tokens = start + len(chunk)
                 for j in range(len(chunk)):
                     ptr = lc.llama_get_logits_ith(self._ctx, j)
                     rows[start + j] = np.ctypeslib.as_array(ptr, shape=(self.info.vocab_size,))
         except RuntimeError as exc:
-            llm.reset()
             raise LabError(f"llama.cpp failed to evaluate the sequence: {exc}") from exc
+        finally:
+            self._forget(0)
         self.tokens_evaluated += len(ids)
-        self._evaluated, self._last = ids, rows[-1].copy()
         return rows
 
     def close(self) -> None:

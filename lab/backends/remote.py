@@ -338,7 +338,8 @@ class RemoteBackend(Backend):
             body["logprobs"] = top_n
         return f"{h.base}/completions", body
 
-    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+    def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
+        # The server evaluates every request itself; how it batches is its own (prompt_len unused).
         return self._logits_from(self._top_after(ids))
 
     def _top_after(self, ids: Sequence[int]) -> list[tuple[bytes, float, int | None]]:

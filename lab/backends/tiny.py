@@ -83,7 +83,8 @@ class TinyBackend(Backend):
     def _is_special(self, token_id: int) -> bool:
         return self._chat and token_id in self.corpus.specials.values()
 
-    def _last_logits(self, ids: Sequence[int]) -> np.ndarray:
+    def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
+        """The whole window in one pass every time: a function of the ids alone."""
         torch = self._torch
         window = list(ids)[-self.info.context_length:]
         with torch.no_grad():
