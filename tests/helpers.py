@@ -16,6 +16,10 @@ def shared_session() -> Session:
     if _SESSION is None:
         _SESSION = Session(Settings())
         _SESSION.close = lambda: None  # the app closes its session on exit; keep this one alive
+    defaults = Settings()
+    for role, name in (("base", defaults.base_model), ("chat", defaults.chat_model)):
+        if _SESSION.model_name(role) != name:  # a test switched models (a key like Post-training's o): not the next one
+            _SESSION.use(role, name)
     return _SESSION
 
 
