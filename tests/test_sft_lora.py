@@ -111,6 +111,20 @@ def test_cancel_mid_step_keeps_the_last_full_step(trainer):
                if p.requires_grad)
 
 
+def test_resume_continues_from_the_adapter_checkpoint(trainer):
+    """The stop above wrote a checkpoint; a new trainer (a fresh Gemma) resumes from it."""
+    resumed = LoRATrainer.resume_from(trainer.checkpoint_path())
+    try:
+        assert resumed.step == trainer.step
+        mine = dict(resumed.model.named_parameters())
+        assert all(np.array_equal(p.detach().numpy(), mine[n].detach().numpy())
+                   for n, p in trainer.model.named_parameters() if p.requires_grad)
+        events = list(resumed.run())
+        assert events[0].step == trainer.step and events[-1].stopped == "done"
+    finally:
+        resumed.backend.close()
+
+
 def test_a_llama_cpp_model_cannot_be_finetuned(gemma, data):
     with pytest.raises(LabError, match="cannot be finetuned") as err:
         LoRATrainer(LoRAConfig(conversations=str(data)), backend=gemma)
