@@ -6,8 +6,12 @@
    Target >= 1.5x.
 2. Tiny SFT: tokens/s of lab.sft's SFTTrainer (packed, masked conversations) vs lab.train's
    pretraining loop, same GPT shape, context and batch. Target >= 0.9x.
+3. With --trl: trl's SFTTrainer (completion-only loss, same model, LoRA, conversations and batch size;
+   its own batching) in the same run, tokens/s from its own token count. transformers' Trainer refuses
+   the GGUF-converted model ("quantized with GGUF ... do not support training") until its quantizer
+   is removed, as done here: the weights are plain float tensors already.
 
-    python bench/sft.py [--gemma-steps 6] [--tiny-steps 60] [--device auto] [--skip-gemma]
+    python bench/sft.py [--gemma-steps 6] [--tiny-steps 60] [--device auto] [--skip-gemma] [--trl]
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ def _median_tps(times: list[tuple[float, int]]) -> float:
     return statistics.median(n / dt for dt, n in times)
 
 
-def gemma(steps: int, device: str) -> None:
+def gemma(steps: int, device: str, with_trl: bool = False) -> None:
     from lab.lora import LoRAConfig, LoRATrainer, full_loss, masked_loss
 
     with tempfile.TemporaryDirectory() as out:
@@ -50,11 +54,57 @@ def gemma(steps: int, device: str) -> None:
 
             peak = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
     lab, ref = _median_tps(timed["masked"]), _median_tps(timed["full"])
+    trl_tps = trl_reference(steps, device) if with_trl else None
     trained = sum(int((y != -100).sum()) for _, y in batches) / sum(int(y.numel()) for _, y in batches)
     print(f"Gemma 3 270M LoRA r{t.cfg.rank} on {t.device}, batch {t.cfg.batch_size}, {steps} steps each "
           f"({trained:.0%} of positions trained on){peak}")
     print(f"  lab (masked positions only): {lab:,.0f} tok/s   full logits: {ref:,.0f} tok/s   "
           f"ratio {lab / ref:.2f}x (target >= 1.5)")
+    if trl_tps is not None:
+        print(f"  trl SFTTrainer: {trl_tps:,.0f} tok/s   lab / trl ratio {lab / trl_tps:.2f}x")
+
+
+def trl_reference(steps: int, device: str) -> float:
+    """tokens/s of trl's SFTTrainer on the same conversations (median over steps after the first)."""
+    import warnings
+
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from lab import catalogue
+    from lab.conversations import GEMMA_TEMPLATE
+    from lab.sft_data import default_set
+
+    warnings.filterwarnings("ignore")
+    b = catalogue.load("gemma-3-270m", backend="transformers", device=device)
+    b.tok.chat_template = GEMMA_TEMPLATE
+    b.model.hf_quantizer, b.model.is_quantized = None, False  # de-quantised already (see the docstring)
+    if hasattr(b.model.config, "quantization_config"):
+        del b.model.config.quantization_config
+    rows = [{"prompt": [{"role": m.role, "content": m.content} for m in e.prompt],
+             "completion": [{"role": "assistant", "content": e.messages[-1].content}]}
+            for e in default_set(0, "working", 50, 50, 50, 50)]
+    timed: list[tuple[float, int]] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0, self.n0 = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_step_end(self, args, state, control, **kw):
+            timed.append((time.perf_counter() - self.t0, state.num_input_tokens_seen - self.n0))
+
+    with tempfile.TemporaryDirectory() as out:
+        args = SFTConfig(output_dir=out, max_steps=steps + 1, per_device_train_batch_size=4, learning_rate=2e-4,
+                         report_to=[], save_strategy="no", use_cpu=b.device == "cpu", max_length=256,
+                         completion_only_loss=True, include_num_input_tokens_seen=True, disable_tqdm=True,
+                         logging_strategy="no")
+        lora = LoraConfig(r=8, lora_alpha=16, task_type="CAUSAL_LM", target_modules=[
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        SFTTrainer(model=b.model, args=args, train_dataset=Dataset.from_list(rows), processing_class=b.tok,
+                   peft_config=lora, callbacks=[Timer()]).train()
+    return _median_tps(timed[1:])
 
 
 def tiny(steps: int, device: str) -> None:
@@ -90,10 +140,11 @@ def main() -> None:
     ap.add_argument("--tiny-steps", type=int, default=60)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--skip-gemma", action="store_true")
+    ap.add_argument("--trl", action="store_true", help="also time trl's SFTTrainer on the same conversations")
     args = ap.parse_args()
     tiny(args.tiny_steps, args.device)
     if not args.skip_gemma:
-        gemma(args.gemma_steps, args.device)
+        gemma(args.gemma_steps, args.device, args.trl)
 
 
 if __name__ == "__main__":
