@@ -98,6 +98,7 @@ def train_command(args) -> int:
         "device": args.device if args.device != "auto" else None}.items() if v is not None}
     if args.iters is not None:
         overrides["lr_decay_iters"] = args.iters
+    trainer = None
     try:
         trainer = (Trainer.resume_from(args.resume, **overrides) if args.resume
                    else Trainer(replace(PRESETS[args.preset], **overrides)))
@@ -111,6 +112,8 @@ def train_command(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if trainer is None:
+            return 130
         path = trainer.save()
         print(f"interrupted at step {trainer.step}; checkpoint {path}")
         return 130

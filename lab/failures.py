@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 import unicodedata
@@ -20,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from dataclasses import replace as dc_replace
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from lab.prompts import Request, base_request, chat_request
+from lab.cache import JsonCache
 from lab.errors import LabError
 from lab.runs import SampleUpdate, model_identity, stream_seeds
 from lab.sampling import SamplingSettings
@@ -61,7 +60,8 @@ def letter_items(text: str, exclude: str = "", spelled_only: bool = False) -> li
     `exclude` (the question's own word) are left out, so restating it earns nothing; with
     `spelled_only`, whole words are left out too and only spelled-out runs remain."""
     text = unicodedata.normalize("NFC", text)
-    words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"[^\W\d_]+", text)]
+    words = [(m.start(), m.end(), m.group(0).replace("’", "").replace("'", ""))
+             for m in re.finditer(r"[^\W\d_]+(?:['’][^\W\d_]+)*", text)]  # "it's" is one word
     items: list[str] = []
     run: list[str] = []  # single letters spelled out one after another
     prev_end = None
@@ -221,12 +221,19 @@ def letters_are(truth: str, word: str, question: str = "") -> Checker:
     "theater"), only a spelled-out answer counts, since the word could be an echo."""
     target = unicodedata.normalize("NFC", truth).casefold()
     echoes = {w.casefold() for w in re.findall(r"[^\W\d_]+", unicodedata.normalize("NFC", question))}
-    spelled_only = target in echoes
+    spelled_only = target in echoes or len(target) == 1
 
     def check(answer: str) -> Verdict:
         items = letter_items(answer, exclude=word if word.casefold() != target else "", spelled_only=spelled_only)
+        if len(target) == 1:
+            # One letter: "a" and "I" are also words, so every single letter the answer names counts,
+            # and all of them must be the truth ("It is a vowel: e" names a and e: no answer).
+            letters = [i for i in items if len(i) == 1 and not (i == "i" and target != "i")]
+            ok = bool(letters) and set(letters) == {target}
+            return Verdict(ok, truth if ok else ("/".join(sorted(set(letters))) or "not found"))
         return Verdict(target in items, truth if target in items else "not found")
-    rule = (f'answer spells "{truth}" letter by letter ("{truth}" is a word of the question)' if spelled_only
+    rule = (f'the only single letter the answer names is "{truth}"' if len(target) == 1
+            else f'answer spells "{truth}" letter by letter ("{truth}" is a word of the question)' if spelled_only
             else f'answer has "{truth}" as a word or spelled letter by letter (not counting "{word}" itself)')
     return Checker(rule, check)
 
@@ -398,6 +405,10 @@ def _arithmetic(v: dict[str, str]) -> Experiment:
         raise LabError("Those numbers give no whole-dollar apple price: pick a total so that "
                        "(total - oranges * price) divides evenly by apples.")
     each = rest // apples
+    if each in (apples, oranges, price, total):
+        raise LabError(f"The apple price ${each} is also a number in the question: an answer that only repeats "
+                       "the question could not be told from a right one. Change the total (or the counts) so "
+                       "the price is a new number.")
     problem = (f"Emily buys {apples} apples and {oranges} oranges. Each orange costs ${price}. "
                f"The total cost of all the fruit is ${total}. What is the cost of each apple?")
     first = problem + " Reply with only the number."
@@ -491,6 +502,7 @@ class Answer:
     program: str | None = None
     run: dict | None = None  # a SandboxResult as a dict
     cached: bool = False
+    error: str = ""  # why sampling stopped, when stop == "error"
 
     @property
     def done(self) -> bool:
@@ -498,7 +510,10 @@ class Answer:
 
 
 def score(variant: Variant, answer: Answer) -> Verdict:
-    """The variant's checker applied to what the answer shows (a tool answer: its program's output)."""
+    """The variant's checker applied to what the answer shows (a tool answer: its program's output).
+    An answer that ended in an error is not scored as an answer."""
+    if answer.stop == "error":
+        return Verdict(False, "error")
     if variant.tool:
         if answer.program is None:
             return Verdict(False, "no program")
@@ -510,7 +525,7 @@ def score(variant: Variant, answer: Answer) -> Verdict:
 
 def pass_rate(variant: Variant, answers: Sequence[Answer]) -> tuple[int, int]:
     """(passed, scored) over the finished answers."""
-    done = [a for a in answers if a.done and a.stop != "cancelled"]
+    done = [a for a in answers if a.done and a.stop not in ("cancelled", "error")]
     return sum(score(variant, a).passed for a in done), len(done)
 
 
@@ -544,11 +559,8 @@ def word_tokens(backend, prompt: Request, word: str) -> list[tuple[int, bytes, b
     return out
 
 
-class AnswerCache:
+class AnswerCache(JsonCache):
     """Finished answers on disk, one JSON file per (model, prompt, settings, seed)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
 
     @staticmethod
     def key(model: str, prompt: Request, settings: SamplingSettings, max_tokens: int, seed: int, tool: bool) -> str:
@@ -557,27 +569,14 @@ class AnswerCache:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, key: str) -> Answer | None:
-        path = self.folder / key[:2] / f"{key}.json"
+        data = super().get(key)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             return Answer(**{**data, "cached": True})
-        except (OSError, ValueError, TypeError):
-            return None  # missing or damaged: sample again
+        except TypeError:  # missing, damaged or from another version: sample again
+            return None
 
     def put(self, key: str, answer: Answer) -> None:
-        path = self.folder / key[:2] / f"{key}.json"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps({**asdict(answer), "cached": False}), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache only costs the replay
-
-    def clear(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.folder, ignore_errors=True)
+        super().put(key, {**asdict(answer), "cached": False})
 
 
 def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSettings, seeds: Sequence[int],
@@ -597,7 +596,7 @@ def run_answers(backend, variant: Variant, prompt: Request, settings: SamplingSe
         def take(update: SampleUpdate, answer=answer, index=index) -> None:
             answer.text += update.text
             if update.error:
-                answer.text = update.error
+                answer.error = update.error  # the tokens that arrived stay; the error is said apart
             answer.stop, answer.seconds = update.stop, update.seconds
             if not update.done:
                 emit(index, dc_replace(answer))

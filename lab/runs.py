@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from lab.cache import JsonCache
 from lab.errors import LabError
 from lab.sampling import SamplingSettings
 from lab.types import TokenEvent, TokenProb
@@ -97,12 +96,9 @@ def events_from_json(rows: list[dict]) -> tuple[TokenEvent, ...]:
                                   for t in e["top"]), str(e["text"])) for e in rows)
 
 
-class SampleCache:
+class SampleCache(JsonCache):
     """Finished samples on disk, one JSON file per (model, prompt ids, settings, seed), so a
     rehearsed talk replays at once and offline. A damaged file is a miss (sampled again)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
 
     @staticmethod
     def key(model: str, ids: Sequence[int], settings: SamplingSettings, seed: int, max_tokens: int,
@@ -111,31 +107,15 @@ class SampleCache:
                            stop_text, top_n, 1])
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
-
     def get(self, key: str) -> tuple[tuple[TokenEvent, ...], str, float] | None:
+        data = super().get(key)
         try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
             return events_from_json(data["events"]), str(data["stop"]), float(data["seconds"])
-        except (OSError, ValueError, TypeError, KeyError, IndexError):
+        except (ValueError, TypeError, KeyError, IndexError):
             return None
 
     def put(self, key: str, events: Sequence[TokenEvent], stop: str, seconds: float) -> None:
-        data = {"stop": stop, "seconds": seconds, "events": events_to_json(events)}
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only cache only costs the replay
-
-    def clear(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.folder, ignore_errors=True)
+        super().put(key, {"stop": stop, "seconds": seconds, "events": events_to_json(events)})
 
 
 def stream_seeds(backend, ids: Sequence[int], settings: SamplingSettings, seeds: Sequence[int], max_tokens: int,

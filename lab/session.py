@@ -65,18 +65,18 @@ class Session:
         return f"the {role} model ({self.model_name(role)}) is loading…"
 
     def use(self, role: str, name: str) -> None:
-        """Let model `name` play `role` from now on; call `load(role)` next."""
-        with self._role_locks[role]:
-            with self._lock:
-                old = self._backends.pop(role, None)
-                self._errors.pop(role, None)
-                if role == "chat":
-                    self.settings.chat_model = name
-                else:
-                    self.settings.base_model = name
-                # A lens of a model no role uses any more goes too.
-                self._lenses = {k: v for k, v in self._lenses.items()
-                                if k in (self.settings.base_model, self.settings.chat_model)}
+        """Let model `name` play `role` from now on; call `load(role)` next. Never blocks on a
+        load in progress: that load's result is dropped when it ends (see `load`)."""
+        with self._lock:
+            old = self._backends.pop(role, None)
+            self._errors.pop(role, None)
+            if role == "chat":
+                self.settings.chat_model = name
+            else:
+                self.settings.base_model = name
+            # A lens of a model no role uses any more goes too.
+            self._lenses = {k: v for k, v in self._lenses.items()
+                            if k in (self.settings.base_model, self.settings.chat_model)}
         # The old backend is not closed here: a stream may still hold it. It is freed when the
         # last reference goes (llama.cpp and torch free their memory then).
         del old
@@ -101,14 +101,18 @@ class Session:
                 backend = shared or catalogue.load(name, backend=self.settings.backend, device=self.settings.device)
             except LabError as exc:
                 with self._lock:
-                    self._errors[role] = exc
+                    if self.model_name(role) == name:  # not replaced meanwhile (`use`)
+                        self._errors[role] = exc
                 raise
             except Exception as exc:  # a bug or an unexpected library failure: still a message, not a crash
                 err = LabError(f"loading {name} failed: {exc.__class__.__name__}: {exc}")
                 with self._lock:
-                    self._errors[role] = err
+                    if self.model_name(role) == name:
+                        self._errors[role] = err
                 raise err from exc
             with self._lock:
+                if self.model_name(role) != name:  # another model was picked while this one loaded
+                    raise LabError(f"{name} was replaced by {self.model_name(role)} while it loaded.")
                 self._backends[role] = backend
             return backend
 

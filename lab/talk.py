@@ -47,6 +47,7 @@ FIELDS: dict[str, dict[str, tuple[type, tuple | None]]] = {
 COMMON = {"screen", "caption", "notes", "keys", "model"}
 NAMED_KEYS = {"enter", "escape", "tab", "space", "backspace", "delete", "up", "down", "left", "right", "home", "end",
               "pageup", "pagedown", "insert"}
+TALK_KEYS = {"escape", "space", "left", "right", "home", "pageup", "pagedown", "f9"}  # talk mode's own keys
 _KEY = re.compile(r"^(?:(?:ctrl|shift|alt)\+)*(?:[a-z0-9]|f(?:[1-9]|1[0-9]|2[0-4])|" + "|".join(NAMED_KEYS) + ")$")
 
 
@@ -121,7 +122,10 @@ def _step(index: int, raw, model_exists) -> Step:
             raise LabError(f"{name}: keys must be a list of key names, like [\"ctrl+g\", \"s\"].")
         for k in keys:
             if not _KEY.match(k):
-                raise LabError(f"{name}: {k!r} is not a key name (e.g. \"s\", \"ctrl+g\", \"enter\", \"pagedown\").")
+                raise LabError(f"{name}: {k!r} is not a key name (e.g. \"s\", \"ctrl+g\", \"enter\").")
+            if k in TALK_KEYS:
+                raise LabError(f"{name}: {k!r} is a talk-mode key (it would step or leave the talk); "
+                               "a step cannot press it.")
         model = str(raw.get("model", ""))
         if model:
             exists = model_exists or _catalogue_has
@@ -180,10 +184,17 @@ def _check_meaning(name: str, screen: str, fields: dict) -> None:
 
 
 def _catalogue_has(name: str) -> bool:
-    from lab import catalogue
+    """Whether the catalogue can open `name`, without loading or assembling anything."""
+    import os
 
-    try:
-        catalogue.resolve(name)
-    except LabError:
-        return False
-    return True
+    from lab import catalogue, remotes
+    from lab.paths import cache_dir
+
+    low = catalogue.ALIASES.get(name.lower(), name.lower())
+    if low in (catalogue.CHAT_DEFAULT, catalogue.BASE_DEFAULT):
+        return any(e.name == low for e in catalogue.builtin_entries())
+    if low == "tiny":
+        return (cache_dir() / "tiny" / "ckpt.pt").exists()
+    if remotes.find(name) is not None or os.path.exists(os.path.expanduser(name)):
+        return True
+    return any(e.name == low for e in catalogue.discover(include_builtin=False))

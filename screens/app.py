@@ -105,6 +105,12 @@ class LabApp(App):
         self._talk_at_start = talk  # a lab.talk.Track to open once the first frame is on screen
         self._open_at_start = open_state  # a saved state file to reopen then
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications are plain text unless asked: they carry file paths, model names and
+        error messages, whose brackets ("[Errno 2]") must not be read as markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     # ---- talk mode ------------------------------------------------------------------------
     def check_action(self, action: str, parameters) -> bool | None:
         if action.startswith("talk_"):
@@ -125,7 +131,7 @@ class LabApp(App):
 
         self.talk = TalkMode(self, track)
         if go:
-            self.call_after_refresh(lambda: self.run_worker(self.talk.go(0), group="talk", exclusive=True))
+            self.call_after_refresh(lambda: self._talk_go(0))
 
     def action_talk_start(self, path: str | None = None) -> None:
         from lab.errors import LabError
@@ -140,21 +146,25 @@ class LabApp(App):
             self.notify(problem, title="Talk track", severity="warning", timeout=10)
         self.start_talk(track)
 
-    async def action_talk_step(self, delta: int) -> None:
-        await self.talk.go(self.talk.index + delta)
+    def _talk_go(self, index: int) -> None:
+        """Show step `index` in a worker: the app keeps answering keys while a step loads."""
+        self.run_worker(self.talk.go(index), group="talk", exclusive=True, exit_on_error=False)
 
-    async def action_talk_arrow(self, delta: int) -> None:
-        await self.talk.go(self.talk.index + delta)
+    def action_talk_step(self, delta: int) -> None:
+        self._talk_go(self.talk.index + delta)
 
-    async def action_talk_restart(self) -> None:
-        await self.talk.go(0)
+    def action_talk_arrow(self, delta: int) -> None:
+        self._talk_go(self.talk.index + delta)
+
+    def action_talk_restart(self) -> None:
+        self._talk_go(0)
 
     def action_talk_steps(self) -> None:
         from screens.talk import StepList
 
         def jump(index: int | None) -> None:
             if index is not None and index >= 0 and self.talk is not None:
-                self.run_worker(self.talk.go(index), group="talk", exclusive=True)
+                self._talk_go(index)
 
         self.push_screen(StepList(self.talk.track, self.talk.index), jump)
 
@@ -206,7 +216,7 @@ class LabApp(App):
         if self._talk_at_start is not None:
             self.start_talk(self._talk_at_start)
         if self._open_at_start is not None:
-            self.run_worker(self.open_state(self._open_at_start), group="state")
+            self.run_worker(self.open_state(self._open_at_start), group="state", exit_on_error=False)
 
     # ---- models ---------------------------------------------------------------------
     def action_reload_models(self) -> None:
@@ -233,8 +243,8 @@ class LabApp(App):
 
         self.load_started[role] = time.monotonic()
         self._set_state(role, "loading")
-        self.run_worker(lambda: (role, self.session.load(role)), name=role, group="models", thread=True,
-                        exit_on_error=False)
+        return self.run_worker(lambda: (role, self.session.load(role)), name=role, group=f"models-{role}",
+                               thread=True, exclusive=True, exit_on_error=False)
 
     def _set_state(self, role: str, state: str) -> None:
         self.model_states[role] = state
@@ -242,7 +252,7 @@ class LabApp(App):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if worker.group != "models":
+        if not worker.group.startswith("models-"):
             return
         if event.state == WorkerState.SUCCESS:
             role, backend = worker.result
@@ -267,7 +277,10 @@ class LabApp(App):
         """The screens of the areas shown so far (an area never shown has nothing to save)."""
         out = {}
         for mode in AREAS:
-            stack = getattr(self, "_screen_stacks", {}).get(mode) or []  # Textual keeps one stack a mode
+            try:
+                stack = self.get_screen_stack(mode)
+            except KeyError:  # never shown
+                continue
             if stack:
                 out[mode] = stack[0]
         return out
@@ -314,7 +327,11 @@ class LabApp(App):
             await self.switch_mode(mode)
             restore = getattr(self.screen, "restore_state", None)
             if restore is not None:
-                restore(data)
+                try:
+                    restore(data)
+                except Exception as exc:  # checked above; a screen that still fails says so, nothing crashes
+                    self.notify(f"The {AREAS[mode][0]} screen could not take its saved state: "
+                                f"{exc.__class__.__name__}: {exc}", title="Open", severity="error", timeout=10)
         await self.switch_mode(state["mode"])
         self.notify(f"Opened {path}", title="Lab state", timeout=4)
         return True
@@ -367,14 +384,21 @@ class LabApp(App):
         self.notify(f"Saved {path}", title="Screenshot")
 
     def _remote_notice(self, message: str) -> None:
-        """From a worker thread: a remote server is rate limiting and the lab is retrying."""
-        self.call_from_thread(self.notify, message, title="Remote server", severity="warning", timeout=4)
+        """A remote server is rate limiting and the lab is retrying (said from any thread)."""
+        try:
+            self.call_from_thread(self.notify, message, title="Remote server", severity="warning", timeout=4)
+        except RuntimeError:  # already on the UI thread
+            self.notify(message, title="Remote server", severity="warning", timeout=4)
 
     def on_unmount(self) -> None:
         self._stop_remote_notices()
         self.training.shutdown()  # a run in progress stops with a final checkpoint
         if self.sft_run is not None:
             self.sft_run.shutdown()
+        for screen in self._mode_screens().values():
+            cancel = getattr(screen, "action_cancel", None)
+            if cancel is not None:
+                cancel()  # streams stop before their models are freed
         self.session.close()
 
 

@@ -260,6 +260,19 @@ class BaseChatScreen(Screen):
             self.app.talk.mark_live()
         pane.redraw()
 
+    def on_worker_state_changed(self, event) -> None:
+        """A stream that stopped on something other than a model error says so in its pane."""
+        from textual.worker import WorkerState
+
+        group = event.worker.group or ""
+        if group.startswith("pane-") and event.state == WorkerState.ERROR:
+            err = event.worker.error
+            pane = self.pane(group.removeprefix("pane-"))
+            pane.message = f"the stream stopped: {err.__class__.__name__}: {err}"
+            for sample in pane.samples:
+                if not sample.stop_reason:
+                    sample.stop_reason = "error"
+
     def action_cancel(self) -> None:
         self.runs.stop()
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.content import Content
+from textual.worker import Worker, WorkerState
 from textual.widgets import ContentSwitcher, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -154,16 +155,36 @@ class FailuresScreen(Screen):
             return
         tokens, note = {}, ""
         if backend is not None and self.experiment.words:
-            try:
-                prompt = make_prompt(backend, self.experiment.variants[0], self.role)
-                tokens = {w: word_tokens(backend, prompt, w) for w in self.experiment.words}
-            except LabError as exc:
-                note = str(exc)
+            if backend.info.architecture == "remote":  # tokenizing is a request to the server: not here
+                note = "(asking the server for the tokens…)"
+                self._remote_tokens(backend, self.experiment, self.role)
+            else:
+                tokens, note = self._word_tokens(backend, self.experiment, self.role)
         elif session.error(self.role) is not None:
             note = status
         info.show(self.experiment, tokens, model_note=note)
         if reset:
             self._reset_results()
+
+    @staticmethod
+    def _word_tokens(backend, experiment: Experiment, role: str) -> tuple[dict, str]:
+        """The tokens of the card's key words as they sit in the real prompt, or why not."""
+        try:
+            prompt = make_prompt(backend, experiment.variants[0], role)
+            return {w: word_tokens(backend, prompt, w) for w in experiment.words}, ""
+        except LabError as exc:
+            return {}, str(exc)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="card-tokens")
+    def _remote_tokens(self, backend, experiment: Experiment, role: str) -> tuple:
+        return experiment, self._word_tokens(backend, experiment, role)
+
+    @on(Worker.StateChanged)
+    def _tokens_ready(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "card-tokens" and event.state == WorkerState.SUCCESS:
+            experiment, (tokens, note) = event.worker.result
+            if experiment == self.experiment:  # still the card shown
+                self.query_one("#fl-info", CardInfo).show(experiment, tokens, model_note=note)
 
     def _reset_results(self) -> None:
         variants = self.experiment.variants if self.experiment else ()
@@ -319,8 +340,14 @@ class FailuresScreen(Screen):
         from lab.failures import Answer
 
         fields = state["fields"]
-        if fields["card"] not in CARD_BY_KEY or not isinstance(fields["values"], dict):
+        card = CARD_BY_KEY.get(fields["card"])
+        if card is None or not isinstance(fields["values"], dict):
             raise ValueError("card")
+        if not set(fields["values"]) <= {f.key for f in card.fields} or fields.get("role", "chat") not in ("chat", "base"):
+            raise ValueError("card values or role")
+        for key in ("samples", "seed", "temperature"):
+            if key in fields:
+                float(fields[key])
         for rows in state.get("answers", []):
             for row in rows:
                 if row is not None:

@@ -36,7 +36,7 @@ class ModelPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"The {self.role} model (now {self.current}): Enter picks, Esc closes", id="picker-title")
-            yield OptionList(Option("reading the catalogue…", disabled=True), id="picker-models")
+            yield OptionList(Option("reading the catalogue…", disabled=True), id="picker-models", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

@@ -37,7 +37,7 @@ class TalkCaption(Static):
     """The talk's line at the bottom of a screen: step n/N, the caption, and notes on request."""
 
     DEFAULT_CSS = """
-    TalkCaption { dock: bottom; height: auto; max-height: 8; background: $primary-background; color: $text;
+    TalkCaption { height: auto; max-height: 8; background: $primary-background; color: $text;
                   padding: 0 1; text-style: bold; }
     TalkCaption.-error { background: $error 40%; }
     """
@@ -61,7 +61,7 @@ class StepList(ModalScreen[int]):
         for s in self.track.steps:
             mark = "✗ " if s.error else ("▶ " if s.index - 1 == self.current else "  ")
             options.append(Option(f"{mark}{s.index:>2}. {s.screen:<9} {s.caption or s.error}", id=str(s.index - 1)))
-        yield OptionList(*options, id="talk-steps")
+        yield OptionList(*options, id="talk-steps", markup=False)
 
     def on_mount(self) -> None:
         steps = self.query_one(OptionList)
@@ -99,6 +99,14 @@ class TalkMode:
         if step.error:
             self.refresh_caption()
             return
+        if step.model:  # the step names a model for its role: load it first (its progress shows on top)
+            role = step.fields.get("role", "chat")
+            if self.app.session.model_name(role) != step.model:
+                self.app.session.use(role, step.model)
+                try:
+                    await self.app.load_role(role).wait()
+                except Exception:  # WorkerFailed: the app already says why (top line and a notice)
+                    pass
         if self.app.current_mode != step.screen:
             await self.app.switch_mode(step.screen)
         screen = self.app.screen
@@ -137,7 +145,7 @@ class TalkMode:
         parts: list = [head, problem or step.caption]
         if self.live and not problem:
             parts.append(("  · live: not in the rehearsal cache", "italic"))
-        parts.append(("   PgDn next · PgUp back · F9 steps · Esc leave", "dim"))
+        parts.append(("   PgDn/PgUp · F9 steps · Esc leave", "dim"))
         if self.show_notes and step.notes:
             parts += ["\n", (step.notes, "italic")]
         caption.update(Content.assemble(*parts))

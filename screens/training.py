@@ -230,6 +230,13 @@ class TrainingScreen(Screen):
         for name in PRESET_ORDER:
             yield f"training: preset {name}", (lambda n=name: self.apply_step({"preset": n})), preset_summary(name)
 
+    @staticmethod
+    def check_state(state: dict) -> None:
+        from lab.training_run import PRESET_ORDER
+
+        if state["fields"].get("preset", PRESET_ORDER[0]) not in PRESET_ORDER:
+            raise ValueError("preset")
+
     def restore_state(self, state: dict) -> None:
         if not self.run.active:
             self.apply_step(state.get("fields", {}))

@@ -1,5 +1,6 @@
 """Make the README's screenshots with the app itself (headless): docs/tokens.svg, docs/compare.svg,
-docs/failures.svg (the strawberry card, 10 real answers from the chat model, seeds 1-10).
+docs/failures.svg (the strawberry card, 10 real answers from the chat model, seeds 1-10), and
+docs/talk.svg (the same card as a step of the shipped talk track, projector theme).
 
     python scripts/readme_screenshot.py
 """
@@ -22,7 +23,7 @@ async def main() -> None:
     out.mkdir(exist_ok=True)
     import tempfile
 
-    app = make_app(failures_dir=Path(tempfile.mkdtemp()))  # fresh answers, not the user's cache
+    app = make_app(failures_dir=Path(tempfile.mkdtemp()), samples_dir=Path(tempfile.mkdtemp()))  # fresh answers
     async with app.run_test(size=(110, 30)) as pilot:
         await settle(app, pilot)
         area = app.screen.query_one("#tokens-input", TextArea)
@@ -43,7 +44,17 @@ async def main() -> None:
         app.screen.query_one("#fl-cards").focus()
         await pilot.pause()
         app.save_screenshot(filename="failures.svg", path=str(out))
-    print(f"wrote {out / 'tokens.svg'}, {out / 'compare.svg'} and {out / 'failures.svg'}")
+        from lab.talk import load_track
+
+        track = load_track()
+        app.theme = "projector-dark"
+        app.start_talk(track, go=False)
+        await app.talk.go(next(i for i, s in enumerate(track.steps) if s.fields.get("card") == "count"))
+        await settle(app, pilot)  # the card's answers replay from the run above
+        app.screen.query_one("#fl-cards").focus()
+        await pilot.pause()
+        app.save_screenshot(filename="talk.svg", path=str(out))
+    print(f"wrote {out / 'tokens.svg'}, {out / 'compare.svg'}, {out / 'failures.svg'} and {out / 'talk.svg'}")
 
 
 if __name__ == "__main__":

@@ -182,3 +182,23 @@ async def test_answers_for_an_earlier_prompt_say_so_until_the_next_run():
         await pilot.press("ctrl+g")
         await settle(app, pilot)
         assert marker not in shown(s.pane("chat"))
+
+
+async def test_the_repeat_count_on_a_hand_made_sample():
+    from lab.types import TokenEvent
+    from screens.widgets.pane_view import Sample
+
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        s = await open_screen(pilot, app)
+        pane = s.pane("base")
+        pane.start([7])
+        pane.original = " jumps over the lazy dog."
+        texts = [" jumps", " over", " the", " lazy", " cat", " dog"]
+        pane.samples = [Sample(7, [TokenEvent(i, 1000 + i, t.encode(), 0.5, 0.5, (), t) for i, t in enumerate(texts)],
+                               "length")]
+        pane._sync_blocks()
+        pane.redraw()
+        await pilot.pause()
+        # " jumps over the lazy " matches (21 characters: the space of " cat" too); 4 whole tokens
+        assert "repeats the original for 4 tokens (21 characters)" in shown(pane)

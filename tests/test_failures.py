@@ -104,6 +104,28 @@ def test_program_output_checker_takes_the_first_number():
     assert not first_number_is(Decimal(3))("2 3").passed
 
 
+@pytest.mark.parametrize("answer,passed", [
+    ("It's S-T-R.", True), ("It's 'str'.", True), ("That's s, t, r", True), ("it's s-t-a", False),
+])
+def test_contractions_do_not_join_spelled_letters(answer, passed):
+    assert letters_are("str", "strawberry")(answer).passed is passed
+
+
+@pytest.mark.parametrize("answer,passed", [
+    ("a", True), ("The first letter is a.", True), ("A", True), ("I think it is a", True),
+    ("It is a vowel: e", False), ("e", False), ("apple starts with the letter p", False),
+])
+def test_a_one_letter_truth_needs_that_letter_alone(answer, passed):
+    assert letters_are("a", "apple", 'What are the first 1 letters of the word "apple"?')(answer).passed is passed
+
+
+def test_an_error_is_not_scored_as_an_answer():
+    e = CARD_BY_KEY["arithmetic"].experiment({"total": "16", "apples": "3", "oranges": "2", "price": "2"})
+    variant = e.variants[1]
+    errored = Answer(1, "so the answer is 4", stop="error", error="the server said (429) 4 times")
+    assert score(variant, errored).got == "error" and pass_rate(variant, [errored]) == (0, 0)
+
+
 def test_letters_checker_counts_a_question_word_only_when_spelled():
     c = letters_are("the", "theater", 'What are the first 3 letters of the word "theater"?')
     assert not c('The first 3 letters of the word "theater" are').passed  # an echo
@@ -147,7 +169,7 @@ def test_truths_are_computed_from_the_values_typed():
     assert CARD_BY_KEY["dots"].experiment({"n": "7"}).truth == "7"
     assert CARD_BY_KEY["compare"].experiment({"a": "3.8", "b": "3.10"}).truth == "3.8"
     assert CARD_BY_KEY["arithmetic"].experiment().truth == "5"  # (19 - 2*2) / 3: not a number of the question
-    assert CARD_BY_KEY["arithmetic"].experiment({"total": "13"}).truth == "3"  # the talk's own
+
     assert CARD_BY_KEY["arithmetic"].experiment({"apples": "4", "oranges": "1", "price": "3", "total": "23"}).truth == "5"
     assert CARD_BY_KEY["memory"].experiment().truth == "8849"
 
@@ -158,6 +180,7 @@ def test_truths_are_computed_from_the_values_typed():
     ("compare", {"a": "9.9", "b": "9.90"}, "equal"), ("compare", {"a": "nine"}, "decimal"),
     ("arithmetic", {"total": "14"}, "whole-dollar"), ("memory", {"passage": "Nothing here."}, "must contain"),
     ("memory", {"question": "Is the answer 8849?"}, "question itself"),
+    ("arithmetic", {"total": "13"}, "also a number in the question"),  # the talk's own numbers: $3 = 3 apples
 ])
 def test_bad_values_get_a_clear_message(card, values, message):
     with pytest.raises(LabError, match=message):

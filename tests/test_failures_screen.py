@@ -152,8 +152,11 @@ async def test_escape_cancels_and_a_failed_model_leaves_the_screen_usable(tmp_pa
         await settle(app, pilot)
         await pilot.press("ctrl+g")
         view = s.query_one("#fl-result-0", ResultView)
-        while not any(view.answers):  # the first answer is streaming: 9 are still to come
+        for _ in range(30_000):  # until the first answer streams (9 are still to come); a bound only for a hang
+            if any(view.answers):
+                break
             await pilot.pause(0.02)
+        assert any(view.answers), "no answer ever arrived"
         await pilot.press("escape")
         await settle(app, pilot)
         assert any(a is not None and a.stop == "cancelled" for a in view.answers), [(a.stop, a.text[:20]) if a else None for a in view.answers]

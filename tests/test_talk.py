@@ -22,6 +22,7 @@ def test_the_default_track_loads_without_problems():
     ({"screen": "tokens", "view": "bars"}, "view = 'bars'; use one of tokens, compare"),
     ({"screen": "next", "seed": "one"}, "seed must be int, not str"),
     ({"screen": "next", "keys": ["ctrl+g", "hyperspace"]}, "'hyperspace' is not a key name"),
+    ({"screen": "next", "keys": ["s", "escape"]}, "'escape' is a talk-mode key"),
     ({"screen": "failures", "card": "strawbery"}, "unknown card 'strawbery'"),
     ({"screen": "failures", "card": "count", "values": {"letter": "rr"}}, "step 2 (failures): Type one letter."),
     ({"screen": "failures", "card": "count", "values": {"colour": "r"}}, "no field 'colour'"),

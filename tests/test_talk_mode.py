@@ -80,3 +80,63 @@ async def test_a_presenter_walks_the_track_with_a_clicker():
         await pilot.press("pagedown")  # keys are the screen's own again: the card list pages down
         await pilot.pause()
         assert app.talk is None and app.screen.card.key == "memory"
+
+
+async def test_a_step_that_names_a_model_loads_it_for_its_role_first():
+    from lab.session import Session, Settings
+
+    track = parse_track({"step": [{"screen": "next", "role": "base", "model": "smollm2-135m-instruct",
+                                   "prompt": "The capital of France is", "caption": "same model, base role"}]},
+                        "t.toml")
+    assert not track.problems
+    session = Session(Settings())  # its own: the shared test session keeps its models
+    app = make_test_app(session=session, talk=track)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        assert session.model_name("base") == "smollm2-135m-instruct"
+        assert app.screen.explorer is not None and app.screen.explorer.backend is session.loaded("base")
+        assert "▶ 1/1" in caption_text(app)
+
+
+async def test_every_step_of_the_shipped_track_puts_its_screen_in_its_state():
+    """Walk the default track (its runs and keys left out: the rehearsal test runs models) and
+    read back, on each screen, the state the step names."""
+    from dataclasses import replace
+
+    from textual.widgets import TextArea
+
+    from lab.prompts import PRESETS
+    from lab.talk import load_track
+    from screens.tokens import load_presets
+
+    track = load_track()
+    track = replace(track, steps=tuple(replace(s, keys=(), fields={k: v for k, v in s.fields.items() if k != "run"})
+                                       for s in track.steps))
+    app = make_test_app(load_models=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.start_talk(track, go=False)
+        for i, step in enumerate(track.steps):
+            await app.talk.go(i)
+            await settle(app, pilot)
+            s, f = app.screen, step.fields
+            assert app.current_mode == step.screen and f"▶ {step.index}/" in caption_text(app), step.name
+            if step.screen == "tokens":
+                assert s.text == f.get("text", load_presets().get(f.get("preset"))), step.name
+                assert s.current == f.get("encoding", s.current) and s.active_view == f"tab-{f.get('view', 'tokens')}"
+            elif step.screen == "next":
+                assert s.query_one("#next-prompt", TextArea).text == f["prompt"] and s.role == f.get("role", s.role)
+                assert s.view == f.get("view", s.view)
+                for key in ("temperature", "seed"):
+                    if key in f:
+                        assert s.number(key) == f[key], (step.name, key)
+            elif step.screen == "basechat":
+                assert s.query_one("#bc-prompt", Input).value == f.get("prompt", PRESETS.get(f.get("preset")))
+                for key, box in (("samples", "samples"), ("seed", "seed"), ("max_tokens", "max-tokens")):
+                    if key in f:
+                        assert s.number(box) == f[key], (step.name, key)
+            elif step.screen == "failures":
+                assert s.card.key == f["card"] and all(s.values()[k] == v for k, v in f.get("values", {}).items())
+                assert s.number("samples") == f.get("samples", s.number("samples"))
+            elif step.screen == "training":
+                assert app.training.snapshot().preset == f["preset"]

@@ -290,7 +290,8 @@ class TransformersBackend(Backend):
         return result
 
     def close(self) -> None:
-        self._reset_cache()
-        self.model = None
+        with self.lock:  # never while a forward pass runs in another thread
+            self._reset_cache()
+            self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()

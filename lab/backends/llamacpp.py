@@ -247,6 +247,7 @@ class LlamaCppBackend(Backend):
         return rows
 
     def close(self) -> None:
-        llm, self.llm = self.llm, None
-        if llm is not None:
-            llm.close()
+        with self.lock:  # never while a forward pass runs in another thread
+            llm, self.llm = self.llm, None
+            if llm is not None:
+                llm.close()

@@ -90,8 +90,8 @@ class PaneView(VerticalScroll, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Static(self.role, classes="pane-title", markup=False)
-        yield Static(classes="pane-note")
-        yield Static(classes="pane-alts")
+        yield Static(classes="pane-note", markup=False)  # model output and server errors: never markup
+        yield Static(classes="pane-alts", markup=False)
 
     def watch_title(self) -> None:
         self.redraw()
@@ -117,7 +117,7 @@ class PaneView(VerticalScroll, can_focus=True):
         while len(self._blocks) > want:
             self._blocks.pop().remove()
         while len(self._blocks) < want:
-            block = Static(classes="pane-sample")
+            block = Static(classes="pane-sample", markup=False)
             self._blocks.append(block)
             self.mount(block, before=self.query_one(".pane-alts"))
 

@@ -69,7 +69,7 @@ class ResultView(VerticalScroll, can_focus=True):
             body.update("")
             return
         passed, scored = self.shown_rate()
-        pending = len(self.answers) - scored
+        pending = sum(a is None or not a.done for a in self.answers)
         rate = f"pass {passed}/{scored}" + (f" ({passed / scored:.0%})" if scored else "")
         if not self.answers:
             rate = "not run yet"
@@ -104,6 +104,8 @@ class ResultView(VerticalScroll, can_focus=True):
             if a.stop == "cancelled":
                 parts.append(("cancelled", dim))
                 continue
+            if a.stop == "error":
+                parts += [(f"not scored: {a.error or 'the model failed'}", bad), "\n   "]
             if v.tool:
                 parts += self._tool_parts(a, dim, ok, bad, code)
             else:
