@@ -131,7 +131,12 @@ class LabApp(App):
 
         self.talk = TalkMode(self, track)
         if go:
-            self.call_after_refresh(lambda: self._talk_go(0))
+            async def begin() -> None:
+                await self.talk.warm()
+                await self.talk.go(0)
+
+            self.call_after_refresh(lambda: self.run_worker(begin(), group="talk", exclusive=True,
+                                                            exit_on_error=False))
 
     def action_talk_start(self, path: str | None = None) -> None:
         from lab.errors import LabError
