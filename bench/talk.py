@@ -37,6 +37,8 @@ async def replay_track(track, dirs) -> list[tuple[int, str, float, bool]]:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         app.start_talk(track, go=False)
+        await app.talk.warm()  # as `deepdive-lab talk` does before the first step
+        await settle(app, pilot)
         for i, step in enumerate(track.steps):
             t0 = time.perf_counter()
             await app.talk.go(i)

@@ -5,6 +5,7 @@
     deepdive-lab models               the catalogue: names, sources, sizes
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
     deepdive-lab train --nproc 2      the same on 2 processes (torchrun, DistributedDataParallel)
+    deepdive-lab sft [MODEL]          finetune on conversations headless (tiny -> tiny-chat, or Gemma with LoRA)
     deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
     deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
@@ -64,6 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--micro-batch", type=int, help="sequences per forward pass on each process; gradients "
                                                    "accumulate to the whole batch")
     t.add_argument("--quiet", action="store_true", help="print only evaluation steps")
+    f = sub.add_parser("sft", help="supervised finetuning on conversations, headless, printing events as lines")
+    f.add_argument("target", nargs="?", default="tiny", metavar="MODEL",
+                   help="tiny (pretrain the tiny GPT, then SFT: tiny-chat) or a transformers model to LoRA-finetune "
+                        f"(e.g. {BASE_DEFAULT}; a GGUF is de-quantised)")
+    f.add_argument("--data", help="conversations as JSONL in the OpenAI messages format (default: the lab's set)")
+    f.add_argument("--style", choices=["working", "answer"], help="solution style of the default word problems")
+    f.add_argument("--steps", type=int, help="SFT steps")
+    f.add_argument("--rank", type=int, help="LoRA rank (transformers models)")
+    f.add_argument("--out", help=f"name of the finetuned model (LoRA; default {BASE_DEFAULT}-sft); tiny gives tiny-chat")
+    f.add_argument("--preset", default="cpu-quick", help="tiny model presets: cpu-quick, cpu, gpu")
+    f.add_argument("--pretrain-steps", type=int, help="tiny: pretraining steps before SFT")
+    f.add_argument("--batch", type=int)
+    f.add_argument("--lr", type=float)
+    f.add_argument("--seed", type=int)
+    f.add_argument("--experiment", action="store_true",
+                   help="tiny: answer-first vs working-first SFT on the word problems, scored on held-out ones")
+    f.add_argument("--quiet", action="store_true", help="print only evaluation steps")
     s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -169,6 +187,71 @@ def launch_training(args) -> int:
     except KeyboardInterrupt:
         print("interrupted: every rank was asked to stop at the end of its step; rank 0 wrote the checkpoint "
               "named above.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def sft_command(args) -> int:
+    """Finetune headless; each event is one line (tiny: "pretrain ..." then "sft ...")."""
+    from dataclasses import replace
+
+    from lab.errors import LabError
+
+    common = {k: v for k, v in {"conversations": args.data, "style": args.style, "max_iters": args.steps,
+                                "lr_decay_iters": args.steps, "batch_size": args.batch, "learning_rate": args.lr,
+                                "seed": args.seed}.items() if v is not None}
+    trainer = None
+    try:
+        if args.target == "tiny":
+            from lab.sft import PRESETS, TinyChat
+
+            if args.preset not in PRESETS:
+                print(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+                return 2
+            if args.pretrain_steps is not None:
+                common["pretrain_iters"] = args.pretrain_steps
+            device = {"device": args.device} if args.device != "auto" else {}
+            cfg = replace(PRESETS[args.preset], **common, **device)
+            if args.experiment:
+                from lab.sft import StyleExperiment
+
+                trainer = StyleExperiment(replace(cfg, counts=(0, cfg.counts[1], 0, 0)))
+            else:
+                trainer = TinyChat(cfg)
+            events = trainer.run()
+        else:
+            from lab.lora import LoRAConfig, LoRATrainer
+
+            lora = {"rank": args.rank} if args.rank else {}
+            trainer = LoRATrainer(LoRAConfig(model=args.target, device=args.device, **common, **lora))
+            print(f"LoRA rank {trainer.cfg.rank} on {trainer.backend.info.name} ({trainer.device}): "
+                  f"{sum(p.numel() for p in trainer.params):,} trainable parameters, "
+                  f"{len(trainer.train_convs)} training conversations", flush=True)
+            events = (("sft", e) for e in trainer.run())
+        last = None
+        for phase, event in events:
+            last = event
+            if not args.quiet or event.val_loss is not None or event.stopped:
+                print(f"{phase} {event.line()}", flush=True)
+        if getattr(trainer, "results", None):
+            for style, scored in trainer.results.items():
+                right = sum(s.passed for s in scored)
+                print(f"{style}-first: {right}/{len(scored)} held-out problems right ({right / len(scored):.0%})")
+                for s in scored[:3]:
+                    print(f"  {'✓' if s.passed else '✗'} {s.question}\n    {s.reply} (checker read {s.got})")
+        elif last is not None and last.stopped == "done":
+            if args.target == "tiny":
+                print(f"saved tiny-chat: {last.checkpoint} (open it with --chat-model tiny-chat)")
+            else:
+                name = args.out or f"{BASE_DEFAULT}-sft"
+                print(f"saved {name}: {trainer.save_model(name)} (open it with --chat-model {name})")
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        current = getattr(trainer, "current", trainer)
+        if current is not None:
+            print(f"interrupted at step {current.step}; checkpoint {current.save()}")
         return 130
     return 0
 
@@ -311,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "train":
         return train_command(args)
+    if args.command == "sft":
+        return sft_command(args)
     if args.command == "talk":
         return talk_command(args)
     if args.command == "serve":

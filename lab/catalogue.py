@@ -122,6 +122,27 @@ def builtin_entries(assemble: bool = False) -> list[CatalogueEntry]:
     return out
 
 
+# ---- models the lab trained ---------------------------------------------------------
+
+FINETUNED_DIR = "finetuned"  # under the cache: one HF folder per finetuned model (`deepdive-lab sft`)
+
+
+def lab_trained() -> list[CatalogueEntry]:
+    """Models trained here: `tiny-chat` and its base before SFT, `tiny-chat-base` (lab.sft), and the
+    finetuned HF folders (lab.lora), by name."""
+    out = []
+    for name, chat, source in (("tiny-chat", cache_dir() / "tiny-chat" / "ckpt.pt", "finetuned by the lab"),
+                               ("tiny-chat-base", cache_dir() / "tiny-chat" / "base" / "ckpt.pt",
+                                "pretrained by the lab (tiny-chat before SFT)")):
+        if chat.exists():
+            out.append(CatalogueEntry(name, str(chat), "tiny", source, chat.stat().st_size))
+    for config in sorted((cache_dir() / FINETUNED_DIR).glob("*/config.json")):
+        d = config.parent
+        size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+        out.append(CatalogueEntry(d.name, str(d), "hf-folder", "finetuned by the lab", size))
+    return out
+
+
 # ---- models already on disk ------------------------------------------------------
 
 def _lmstudio_dirs() -> list[Path]:
@@ -150,6 +171,8 @@ def discover(include_builtin: bool = True) -> list[CatalogueEntry]:
     tiny = cache_dir() / "tiny" / "ckpt.pt"
     if include_builtin and tiny.exists():
         found.append(CatalogueEntry("tiny", str(tiny), "tiny", "trained by the lab", tiny.stat().st_size))
+    if include_builtin:
+        found += lab_trained()
     for root in _lmstudio_dirs():
         if root.is_dir():
             for f in sorted(root.rglob("*.gguf")):
@@ -210,9 +233,16 @@ def resolve(spec: str) -> CatalogueEntry:
             raise ModelNotFoundError("the tiny model has not been trained yet.",
                                      "Train it on the Training screen or with `deepdive-lab train`.")
         return CatalogueEntry("tiny", str(path), "tiny", "trained by the lab", path.stat().st_size)
+    trained = {e.name: e for e in lab_trained()}
+    if name in trained:
+        return trained[name]
+    if name == "tiny-chat":
+        raise ModelNotFoundError("the tiny chat model has not been trained yet.",
+                                 "Train it with `deepdive-lab sft --model tiny`.")
     if spec.endswith(".pt") and os.path.exists(os.path.expanduser(spec)):
         p = Path(os.path.expanduser(spec))
-        return CatalogueEntry(_slug(p.stem), str(p), "tiny", "file", p.stat().st_size)
+        name = p.parent.name if p.stem == "ckpt" else p.stem  # ".../tiny-chat/ckpt.pt" is "tiny-chat"
+        return CatalogueEntry(_slug(name), str(p), "tiny", "file", p.stat().st_size)
     if name in (CHAT_DEFAULT, BASE_DEFAULT):
         for e in builtin_entries():
             if e.name == name:

@@ -24,6 +24,7 @@ AREAS = {  # mode name -> (title, key, footer label)
     "basechat": ("Base vs chat", "f3", "Base/chat"),
     "failures": ("Failures", "f4", "Failures"),
     "training": ("Training", "f5", "Training"),
+    "post": ("Post-training", "f6", "Post-train"),
 }
 
 SCREENS = {  # mode name -> (module, class); imported when the mode is first shown
@@ -32,6 +33,7 @@ SCREENS = {  # mode name -> (module, class); imported when the mode is first sho
     "basechat": ("screens.base_chat", "BaseChatScreen"),
     "failures": ("screens.failures", "FailuresScreen"),
     "training": ("screens.training", "TrainingScreen"),
+    "post": ("screens.post_training", "PostTrainingScreen"),
 }
 
 
@@ -54,7 +56,9 @@ class LabApp(App):
     MODES = {mode: _mode_screen(mode) for mode in AREAS}
     DEFAULT_MODE = "tokens"
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", short, id=f"mode.{mode}", tooltip=f"Show the {title} screen")
+        # F6 is also a text box's "select line": the area key wins (priority), so F6 works from every screen.
+        *(Binding(key, f"switch_mode('{mode}')", short, id=f"mode.{mode}", tooltip=f"Show the {title} screen",
+                  priority=key == "f6")
           for mode, (title, key, short) in AREAS.items()),
         Binding("ctrl+s", "save_screenshot", "Screenshot", id="app.screenshot", tooltip="Save an SVG screenshot",
                 show=False),
@@ -71,13 +75,16 @@ class LabApp(App):
 
     def __init__(self, session: Session, load_models: bool = True, screenshot_dir: Path | None = None,
                  training_dir: Path | None = None, failures_dir: Path | None = None, talk=None,
-                 samples_dir: Path | None = None, open_state: str | None = None) -> None:
+                 samples_dir: Path | None = None, open_state: str | None = None, sft_dir: Path | None = None) -> None:
         super().__init__()
         from lab.paths import cache_dir
         from lab.training_run import TrainingRun
 
         self.training = TrainingRun()  # the app owns the run: it outlives the Training screen
         self.training_dir = training_dir or cache_dir() / "tiny"
+        self.sft_run = None  # the Post-training screen's tiny-chat run (lab.sft_run.SFTRun), made on first use
+        self.sft_dir = sft_dir or cache_dir() / "tiny-chat"  # where that run writes (what opens as tiny-chat)
+        self.sft_config = None  # its lab.sft.SFTConfig (None: the cpu-quick preset, written to sft_dir)
         self.failures_dir = failures_dir or cache_dir() / "failures"  # cached answers of the failure demos
         self.samples_dir = samples_dir or cache_dir() / "samples"  # cached Base vs chat samples
         self.session = session
@@ -124,7 +131,12 @@ class LabApp(App):
 
         self.talk = TalkMode(self, track)
         if go:
-            self.call_after_refresh(lambda: self._talk_go(0))
+            async def begin() -> None:
+                await self.talk.warm()
+                await self.talk.go(0)
+
+            self.call_after_refresh(lambda: self.run_worker(begin(), group="talk", exclusive=True,
+                                                            exit_on_error=False))
 
     def action_talk_start(self, path: str | None = None) -> None:
         from lab.errors import LabError
@@ -386,6 +398,8 @@ class LabApp(App):
     def on_unmount(self) -> None:
         self._stop_remote_notices()
         self.training.shutdown()  # a run in progress stops with a final checkpoint
+        if self.sft_run is not None:
+            self.sft_run.shutdown()
         for screen in self._mode_screens().values():
             cancel = getattr(screen, "action_cancel", None)
             if cancel is not None:
@@ -397,7 +411,8 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
              backend: str = "auto", load_models: bool = True, session: Session | None = None,
              screenshot_dir: Path | None = None, training_dir: Path | None = None,
              failures_dir: Path | None = None, talk=None, samples_dir: Path | None = None,
-             theme: str | None = None, keys: dict[str, str] | None = None, open_state: str | None = None) -> LabApp:
+             theme: str | None = None, keys: dict[str, str] | None = None, open_state: str | None = None,
+             sft_dir: Path | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
     if session is None:
         settings = Settings(device=device, backend=backend)
@@ -407,7 +422,7 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
             settings.chat_model = chat_model
         session = Session(settings)
     app = LabApp(session, load_models=load_models, screenshot_dir=screenshot_dir, training_dir=training_dir,
-                 failures_dir=failures_dir, talk=talk, samples_dir=samples_dir, open_state=open_state)
+                 failures_dir=failures_dir, talk=talk, samples_dir=samples_dir, open_state=open_state, sft_dir=sft_dir)
     if theme:
         if theme not in app.available_themes:
             raise LabError(f"unknown theme {theme!r}; use one of {', '.join(sorted(app.available_themes))}.")

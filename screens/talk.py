@@ -90,6 +90,16 @@ class TalkMode:
     def step(self) -> Step | None:
         return self.track.steps[self.index] if 0 <= self.index < len(self.track.steps) else None
 
+    async def warm(self) -> None:
+        """Build every screen the track uses before the first step, so a step on stage never pays
+        for building its screen (the first visit to an area mounts all its widgets)."""
+        first = self.app.current_mode
+        for mode in dict.fromkeys(s.screen for s in self.track.steps if not s.error):
+            if mode != self.app.current_mode:
+                await self.app.switch_mode(mode)
+        if self.app.current_mode != first:
+            await self.app.switch_mode(first)
+
     async def go(self, index: int) -> None:
         """Put the lab in the state of step `index` (0-based; clamped to the track)."""
         index = max(0, min(len(self.track.steps) - 1, index))

@@ -16,6 +16,10 @@ def shared_session() -> Session:
     if _SESSION is None:
         _SESSION = Session(Settings())
         _SESSION.close = lambda: None  # the app closes its session on exit; keep this one alive
+    defaults = Settings()
+    for role, name in (("base", defaults.base_model), ("chat", defaults.chat_model)):
+        if _SESSION.model_name(role) != name:  # a test switched models (a key like Post-training's o): not the next one
+            _SESSION.use(role, name)
     return _SESSION
 
 
@@ -27,9 +31,23 @@ def make_test_app(**kwargs):
 
     kwargs.setdefault("session", shared_session())
     kwargs.setdefault("training_dir", Path(tempfile.mkdtemp(prefix="deepdive-tiny-")))  # never the user's cache
+    kwargs.setdefault("sft_dir", Path(tempfile.mkdtemp(prefix="deepdive-tiny-chat-")))
     kwargs.setdefault("failures_dir", Path(tempfile.mkdtemp(prefix="deepdive-failures-")))
     kwargs.setdefault("samples_dir", Path(tempfile.mkdtemp(prefix="deepdive-samples-")))
-    return make_app(**kwargs)
+    app = make_app(**kwargs)
+    app.sft_config = small_sft_config(app.sft_dir)  # a key that starts a Post-training run costs seconds, not minutes
+    return app
+
+
+def small_sft_config(folder):
+    """A tiny-chat run small enough for a UI test: a one-layer GPT, a slice of the corpus, a short pretraining;
+    its SFT stage outlasts any test (a test stops it, or shortens it), so "stop" never races "finished"."""
+    from lab.sft import SFTConfig
+
+    return SFTConfig(n_layer=1, n_head=2, n_embd=32, bpe_vocab=300, pretrain_bytes=20_000, task_docs=100,
+                     pretrain_iters=20, max_iters=20_000, lr_decay_iters=20_000, block_size=128, batch_size=4,
+                     counts=(40, 0, 0, 40), eval_interval=10, eval_iters=1, sample_interval=10, sample_prompts=1,
+                     sample_tokens=12, out_dir=str(folder))
 
 
 KEY_NAMES = {" ": "space", "\n": "enter", "\t": "tab", "!": "exclamation_mark", "?": "question_mark",

@@ -122,4 +122,4 @@ async def test_key_bar_shows_each_screens_keys_and_a_click_presses_one():
     async with narrow.run_test(size=(90, 30)) as pilot:
         await settle(narrow, pilot)
         text = shown(narrow.screen.query_one(KeyBar))
-        assert "f1-f5 areas" in text and "^p palette" in text  # short of room: the area keys collapse
+        assert "f1-f6 areas" in text and "^p palette" in text  # short of room: the area keys collapse

@@ -1,7 +1,9 @@
 """The lab's own tiny GPT as a catalogue backend (a checkpoint written by `lab.train`).
 
 The checkpoint is read by `lab.train.load_checkpoint` (weights only: a file that would run code
-is refused); one that lacks the tiny GPT's fields gets a LabError, not a traceback."""
+is refused); one that lacks the tiny GPT's fields gets a LabError, not a traceback.
+A checkpoint whose vocabulary has the chat tokens (corpus kind "bpe-chat", written by `lab.sft`:
+`tiny-chat` and its pretrained base) is a chat model: ChatML template, `<|im_end|>` ends a reply."""
 
 from __future__ import annotations
 
@@ -25,8 +27,17 @@ class TinyBackend(Backend):
         self.model = model
         self.corpus = corpus
         self.info = info
+        self._chat = corpus.kind == "bpe-chat"
+        if self._chat:
+            from dataclasses import replace
+
+            from lab.sft import ChatVocab
+
+            self.corpus = ChatVocab(corpus.kind, list(corpus.pieces))
+            self.info = replace(info, has_chat_template=True)
         self.capabilities = Capabilities(supports_logprobs=True, supports_hidden_states=False,
-                                         supports_chat_template=False, supports_gpu=False, supports_kv_cache=False)
+                                         supports_chat_template=self._chat, supports_gpu=False,
+                                         supports_kv_cache=False)
 
     @classmethod
     def load(cls, entry: CatalogueEntry) -> "TinyBackend":
@@ -50,6 +61,8 @@ class TinyBackend(Backend):
         return cls(model, corpus, info)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        if self._chat and not parse_special:  # "<|im_end|>" typed as text stays text
+            return self.corpus.encode_plain(text)
         return self.corpus.encode(text)
 
     def _token_bytes(self, token_id: int) -> bytes:
@@ -57,7 +70,18 @@ class TinyBackend(Backend):
 
     @property
     def eos_ids(self) -> frozenset[int]:
-        return frozenset()
+        return frozenset({self.corpus.end_of_turn}) if self._chat else frozenset()
+
+    def _chat_template(self) -> str | None:
+        from lab.conversations import CHATML_TEMPLATE
+
+        return CHATML_TEMPLATE if self._chat else None
+
+    def _template_source(self) -> str:
+        return "ChatML (the lab's tiny-chat vocabulary)"
+
+    def _is_special(self, token_id: int) -> bool:
+        return self._chat and token_id in self.corpus.specials.values()
 
     def _last_logits(self, ids: Sequence[int], prompt_len: int) -> np.ndarray:
         """The whole window in one pass every time: a function of the ids alone."""

@@ -43,6 +43,13 @@ class KeyBar(Static):
                 seen.add(binding.action)
                 shown.append((" " + self.app.get_key_display(binding) + " ", binding.description + " ", binding.key,
                               enabled, binding.id or ""))
+        # The area keys in their order (F6 is a priority binding, which can list it first), where the first was.
+        areas = [row for row in shown if row[4].startswith("mode.")]
+        if areas:
+            first = shown.index(areas[0])
+            rest = [row for row in shown if row not in areas]
+            shown = rest[:first] + sorted(areas, key=lambda row: int(row[2][1:]) if row[2][1:].isdigit() else 0) \
+                + rest[first:]
         width = self.size.width or 80
         if sum(len(k) + len(d) for k, d, *_ in shown) + 12 > width:
             # Short of room: the area keys (F1-F5) collapse into one entry.
