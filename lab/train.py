@@ -315,14 +315,14 @@ class Trainer:
         self.model.eval()
         with torch.no_grad():
             for split in ("train", "val"):
-                losses = [float(self._forward(*self._rows(*self.batch(split)))[1]) for _ in range(self.cfg.eval_iters)]
+                losses = [float(self._forward(*self._shard(*self.batch(split)))[1]) for _ in range(self.cfg.eval_iters)]
                 out.append(sum(losses) / len(losses))
         self.model.train()
         if self.world.distributed:  # each rank measured its rows of the same batches
             out = self.world.all_mean(out, self.device)  # (NCCL reduces tensors on the GPU only)
         return out[0], out[1]
 
-    def _rows(self, x, y):
+    def _shard(self, x, y):
         """This process's rows of a global batch (all of them in a run of one process)."""
         if not self.world.distributed:
             return x, y
@@ -338,7 +338,7 @@ class Trainer:
 
         import torch
 
-        x, y = self._rows(x, y)
+        x, y = self._shard(x, y)
         n = self.accumulate
         micro = len(x) // n
         total = None
