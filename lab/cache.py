@@ -14,6 +14,15 @@ import threading
 from pathlib import Path
 
 
+def write_json(path: Path, value) -> None:
+    """Write `value` as JSON to `path` atomically (a temporary file beside it, then a rename),
+    creating the folder; raises OSError when it cannot."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class JsonCache:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -29,12 +38,8 @@ class JsonCache:
             return None
 
     def put(self, key: str, value) -> None:
-        path = self.path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(value), encoding="utf-8")
-            os.replace(tmp, path)
+            write_json(self.path(key), value)
         except OSError:
             pass  # a read-only cache only costs the replay
 

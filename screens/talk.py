@@ -173,12 +173,10 @@ class TalkMode:
         data = {"track": self.track.path, "title": self.track.title, "index": step.index,
                 "total": len(self.track.steps), "caption": step.caption, "notes": step.notes,
                 "error": step.error, "pid": os.getpid(), "time": time.time()}
-        path = position_file()
+        from lab.cache import write_json
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, path)
+            write_json(position_file(), data)
         except OSError:
             pass  # the notes follower is a convenience: a read-only cache only costs it
 

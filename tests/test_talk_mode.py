@@ -140,3 +140,21 @@ async def test_every_step_of_the_shipped_track_puts_its_screen_in_its_state():
                 assert s.number("samples") == f.get("samples", s.number("samples"))
             elif step.screen == "training":
                 assert app.training.snapshot().preset == f["preset"]
+
+
+async def test_the_notes_follow_the_step_on_screen_in_a_second_terminal(tmp_path, monkeypatch):
+    from screens.talk import follow_notes
+
+    monkeypatch.setenv("DEEPDIVE_LAB_CACHE", str(tmp_path))
+    track = parse_track(TRACK, "test.toml", model_exists=lambda name: True)
+    app = make_test_app(load_models=False, talk=track)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        lines: list[str] = []
+        follow_notes(lines.append, poll=0.01, stop=lambda: len(lines) >= 3)
+        assert "step 1/4 · few-shot" in lines[1] and lines[2] == "Say: a base model plays an assistant."
+        await pilot.press("pagedown")
+        await settle(app, pilot)
+        lines.clear()
+        follow_notes(lines.append, poll=0.01, stop=lambda: len(lines) >= 3)
+        assert "step 2/4 · counting" in lines[1] and lines[2] == "(no notes for this step)"
