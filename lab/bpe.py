@@ -261,17 +261,26 @@ def train_bpe(data: bytes, vocab_size: int, split_pat: str | None = None,
     return merges, pieces
 
 
+def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Every occurrence of `pair` in `ids`, left to right, replaced by `new_id`.
+
+    >>> merge([1, 2, 3, 1, 2], (1, 2), 4)
+    [4, 3, 4]
+    """
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
 def encode_with_merges(data: bytes, merges: list[Merge]) -> list[int]:
     """Apply trained merges in order (the reference encoder for a trained BPE)."""
     ids = list(data)
     for m in merges:
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == m.pair:
-                out.append(m.new_id)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        ids = out
+        ids = merge(ids, m.pair, m.new_id)
     return ids

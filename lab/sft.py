@@ -117,6 +117,8 @@ class ChatVocab(Corpus):
     def _encode_plain(self, data: bytes) -> list[int]:
         """Merge the lowest-ranked adjacent pair until none is left (minbpe's encode; equal to applying
         the merges in order). Example: merges (97,98)->256, (256,99)->257: b"abc" -> [257]."""
+        from lab.bpe import merge
+
         ranks = self._ranks()
         ids = list(data)
         while len(ids) > 1:
@@ -124,15 +126,7 @@ class ChatVocab(Corpus):
             if not pairs:
                 break
             pair = min(pairs, key=ranks.__getitem__)
-            new, out, i = ranks[pair], [], 0
-            while i < len(ids):
-                if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-                    out.append(new)
-                    i += 2
-                else:
-                    out.append(ids[i])
-                    i += 1
-            ids = out
+            ids = merge(ids, pair, ranks[pair])
         return ids
 
     def encode_long(self, data: bytes) -> list[int]:

@@ -524,8 +524,8 @@ _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint with `weights_only=True`: tensors and plain values, never code.
 
-    A pickle that would call a function or build an arbitrary object (what `weights_only=False`
-    would run) is refused with a LabError that names it, before any of it runs."""
+    A pickle that would call a function or build an arbitrary object (what a full unpickle would
+    run) is refused with a LabError that names it, before any of it runs."""
     import pickle
 
     import torch
@@ -545,8 +545,8 @@ def load_checkpoint(path: str | Path) -> dict:
                            "Do not use this file unless you know exactly where it came from.") from None
         raise LabError(f"{p.name} needs a full unpickle (it holds {name}), which can run code; the lab loads "
                        "checkpoints as weights only (tensors, numbers, strings, lists and dicts).",
-                       "Train a new model, or if you wrote the file yourself, load it in Python with "
-                       "torch.load(path, weights_only=False) and save its tensors and plain values again.") from None
+                       "This is not a checkpoint the lab wrote (those hold only such values): train one with "
+                       "`deepdive-lab train`, or save your own model's tensors and plain values with torch.save.") from None
     except Exception as exc:
         raise LabError(f"{p.name} is not a readable checkpoint ({exc.__class__.__name__}).") from exc
     if not isinstance(ckpt, dict):

@@ -151,7 +151,8 @@ def test_a_checkpoint_that_needs_a_full_unpickle_gets_a_clear_message(tmp_path):
     torch.save({"model": {}, "pieces": np.array([1, 2, 3])}, old)  # a numpy array: not weights-only
     with pytest.raises(LabError, match=r"needs a full unpickle \(it holds numpy\S+\)") as err:
         load_checkpoint(old)
-    assert "weights_only=False" in str(err.value)  # how to convert a file of one's own
+    assert "not a checkpoint the lab wrote" in str(err.value) and "torch.save" in str(err.value)  # what to do instead
+    assert "weights_only=False" not in str(err.value)  # never advice to unpickle a file in full
 
 
 def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):
