@@ -139,8 +139,22 @@ async def test_tool_card_shows_the_program_its_sandboxed_output_and_the_correcte
         assert f"pass {int(score(tool.variant, a).passed)}/1" in text
 
 
-async def test_escape_cancels_and_a_failed_model_leaves_the_screen_usable(tmp_path):
+async def test_escape_cancels_and_a_failed_model_leaves_the_screen_usable(tmp_path, monkeypatch):
+    import lab.failures
     from lab.session import Session, Settings
+
+    real = lab.failures.run_answers
+    first = []
+
+    def gated(backend, variant, prompt, settings, seeds, emit, cancel, *args, **kwargs):
+        # The first answer streams at once; the rest wait for Escape, so a fast machine cannot finish all ten
+        # before the key arrives. The model still answers: the gate only holds back when it starts.
+        if first and first[0] != seeds[0]:
+            cancel.wait(300)
+        first[:] = first or [seeds[0]]
+        return real(backend, variant, prompt, settings, seeds, emit, cancel, *args, **kwargs)
+
+    monkeypatch.setattr(lab.failures, "run_answers", gated)
 
     app = make_test_app(session=Session(Settings(chat_model=str(tmp_path / "missing.gguf"))))
     async with app.run_test(size=(120, 40)) as pilot:
