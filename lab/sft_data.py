@@ -163,6 +163,17 @@ def default_set(seed: int = 0, style: str = "working", identity_n: int = 300, ap
     return out
 
 
+def conversation_index(examples: list[Example], task: str = "", n: int = 1) -> int:
+    """The position in `examples` of the n-th conversation (from 1) of `task` ("" = of any task)."""
+    positions = [i for i, e in enumerate(examples) if not task or e.task == task]
+    if not positions:
+        raise LabError(f"The SFT set has no {task!r} conversation.")
+    if not 1 <= n <= len(positions):
+        raise LabError(f"The SFT set has {len(positions)} {task + ' ' if task else ''}conversations; "
+                       f"conversation {n} is not one of them.")
+    return positions[n - 1]
+
+
 def split(examples: list[Example], held_out: float = 0.1, seed: int = 0) -> tuple[list[Example], list[Example]]:
     """(train, held-out): held-out questions never appear in train (a repeated question goes to one side)."""
     questions = sorted({e.question for e in examples})

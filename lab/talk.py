@@ -5,7 +5,7 @@ A track is a TOML file:
     title = "Deep Dive into LLMs like ChatGPT"
 
     [[step]]
-    screen = "tokens"                 # tokens | next | basechat | failures | training
+    screen = "tokens"                 # tokens | next | basechat | failures | training | post
     caption = "Text is bytes"         # one line, shown on screen
     notes = "Say: ..."                # presenter notes
     text = "Hello world!"             # the screen's own fields (see FIELDS)
@@ -43,6 +43,8 @@ FIELDS: dict[str, dict[str, tuple[type, tuple | None]]] = {
     "failures": {"card": (str, None), "values": (dict, None), "role": (str, ("chat", "base")),
                  "samples": (int, None), "seed": (int, None), "temperature": (float, None), "run": (bool, None)},
     "training": {"preset": (str, None)},
+    "post": {"view": (str, ("dataset", "run", "experiment")), "conversation": (int, None),
+             "task": (str, ("identity", "apples", "letters", "arithmetic"))},
 }
 COMMON = {"screen", "caption", "notes", "keys", "model"}
 NAMED_KEYS = {"enter", "escape", "tab", "space", "backspace", "delete", "up", "down", "left", "right", "home", "end",
@@ -172,6 +174,13 @@ def _check_meaning(name: str, screen: str, fields: dict) -> None:
                            f"{', '.join(f.key for f in card.fields)}.")
         try:
             card.experiment(values)
+        except LabError as exc:
+            raise LabError(f"{name}: {exc}") from None
+    if screen == "post" and ("conversation" in fields or "task" in fields):
+        from lab.sft_data import conversation_index, default_set
+
+        try:
+            conversation_index(default_set(), fields.get("task", ""), fields.get("conversation", 1))
         except LabError as exc:
             raise LabError(f"{name}: {exc}") from None
     if screen == "tokens" and "preset" in fields:

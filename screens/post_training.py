@@ -21,7 +21,7 @@ from textual.widgets import ContentSwitcher, ProgressBar, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
-from lab.sft_data import default_set
+from lab.sft_data import conversation_index, default_set
 from lab.training_run import RunView
 from screens.commands import ScreenCommands
 from screens.training import TrainingScreen
@@ -252,6 +252,27 @@ class PostTrainingScreen(Screen):
     # p and x do what they do on the Training screen, on this screen's run
     action_pause = TrainingScreen.action_pause
     action_stop = TrainingScreen.action_stop
+
+    # ---- talk steps and saved sessions -------------------------------------------------------
+    def apply_step(self, fields: dict) -> None:
+        """Take a talk step's state (lab.talk.FIELDS["post"]): the view, and which conversation the dataset
+        view shows (`conversation`, counted from 1, among the conversations of `task` when it is given)."""
+        if "task" in fields or "conversation" in fields:
+            self.index = conversation_index(self.examples, fields.get("task", ""), fields.get("conversation", 1))
+        if "view" in fields:
+            self.view_name = fields["view"]
+
+    def state(self) -> dict:
+        return {"fields": {"view": self.view_name, "conversation": self.index + 1}}
+
+    @staticmethod
+    def check_state(state: dict) -> None:
+        fields = state["fields"]
+        if fields.get("view", "dataset") not in VIEWS or not isinstance(fields.get("conversation", 1), int):
+            raise ValueError("view or conversation")
+
+    def restore_state(self, state: dict) -> None:
+        self.apply_step(state.get("fields", {}))
 
     def palette_commands(self):
         yield "post-training: switch view", self.action_switch_view, "Dataset or run view"

@@ -12,7 +12,7 @@ def test_the_default_track_loads_without_problems():
     assert track.title.startswith("Deep Dive")
     assert not track.problems
     screens = [s.screen for s in track.steps]
-    assert screens[0] == "tokens" and "failures" in screens and screens[-1] == "training"
+    assert screens[0] == "tokens" and "failures" in screens and "training" in screens and screens[-1] == "post"
     assert all(s.caption for s in track.steps)
 
 
@@ -27,6 +27,8 @@ def test_the_default_track_loads_without_problems():
     ({"screen": "failures", "card": "count", "values": {"letter": "rr"}}, "step 2 (failures): Type one letter."),
     ({"screen": "failures", "card": "count", "values": {"colour": "r"}}, "no field 'colour'"),
     ({"screen": "basechat", "preset": "who am i"}, "unknown preset 'who am i'"),
+    ({"screen": "post", "view": "tokens"}, "view = 'tokens'; use one of dataset, run"),
+    ({"screen": "post", "task": "apples", "conversation": 100_000}, "conversation 100000 is not one of them"),
     ({"screen": "basechat", "model": "no-such-model"}, "the model 'no-such-model' is not in the catalogue"),
 ])
 def test_a_bad_step_names_itself_and_the_rest_still_runs(step, message):

@@ -140,6 +140,14 @@ async def test_every_step_of_the_shipped_track_puts_its_screen_in_its_state():
                 assert s.number("samples") == f.get("samples", s.number("samples"))
             elif step.screen == "training":
                 assert app.training.snapshot().preset == f["preset"]
+            elif step.screen == "post":
+                from lab.sft_data import conversation_index
+
+                assert s.view_name == f["view"] and s.query_one("#post-switch").current == f"post-{f['view']}"
+                if "conversation" in f:
+                    assert s.index == conversation_index(s.examples, f.get("task", ""), f["conversation"])
+                    assert s.examples[s.index].task == f.get("task", s.examples[s.index].task)
+        assert {s.screen for s in track.steps} >= {"tokens", "next", "basechat", "failures", "training", "post"}
 
 
 async def test_the_notes_follow_the_step_on_screen_in_a_second_terminal(tmp_path, monkeypatch):
