@@ -1,0 +1,129 @@
+"""A static KV cache and a compiled decode step for the transformers backend (CUDA by default).
+
+The decode step of a small model on a GPU is bound by kernel launches and Python, not by
+arithmetic: transformers' `StaticCache` gives it fixed shapes, so `torch.compile` (mode
+"reduce-overhead": CUDA graphs) can replay a whole step as one graph. Compiling takes tens of
+seconds, so it runs once, in the background, on this decoder's own thread, while the backend
+keeps serving tokens the eager way; `status` says what is going on for a screen to show.
+
+Every call on the static cache (prompt, steps, the warm-up) runs on that one thread: CUDA graphs
+recorded by `torch.compile` belong to the thread that recorded them, and the screens' workers are
+new threads each time.
+
+    dec = StaticDecoder(model, cache_kw="cache", max_len=4096, compile_options={"mode": "reduce-overhead"})
+    dec.start_compile()                 # returns at once; dec.ready turns True when done
+    logits = dec.prompt([1, 2, 3])      # (vocab,) float32 tensor after the prompt
+    logits = dec.step(42)               # after one more token
+    dec.crop(3)                         # back to the state after the prompt
+
+Not thread-safe on its own: the backend calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+COMPILING = "compiling the decode step, first time only"
+
+
+class StaticDecoder:
+    def __init__(self, model, cache_kw: str, max_len: int, compile_options: dict | None,
+                 keep_kw: str | None = "logits_to_keep") -> None:
+        import torch
+        from transformers import StaticCache
+
+        self._torch = torch
+        self.model = model
+        self.max_len = int(max_len)
+        self._cache_kw = cache_kw
+        self._extra = {keep_kw: 1} if keep_kw else {}
+        self._cache = StaticCache(config=model.config, max_cache_len=self.max_len)
+        self.length = 0  # tokens in the cache
+        self._compile_options = compile_options
+        self._compiled = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepdive-decode")
+        self._ready = threading.Event()
+        self.status = ""
+        if compile_options is None:  # eager static cache: nothing to wait for
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def start_compile(self) -> None:
+        """Compile and warm the decode step in the background (once); returns at once."""
+        if self.ready or self.status == COMPILING:
+            return
+        self.status = COMPILING
+        self._thread.submit(self._warm)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the compiled step is ready (benchmarks, tests); False on timeout."""
+        return self._ready.wait(timeout)
+
+    def _warm(self) -> None:
+        torch = self._torch
+        try:
+            self._compiled = torch.compile(self.model.__call__, **self._compile_options)
+            self._prompt([0])
+            for _ in range(3):  # compile, then CUDA-graph warm-up and recording
+                self._step(0)
+            self.status = "decode step compiled"
+        except Exception as exc:  # a compiler missing or failing: stay eager, say so
+            self._compiled = None
+            self.status = f"decode step not compiled ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})"
+        finally:
+            try:
+                self._reset()
+            finally:
+                self._ready.set()
+
+    def _call(self, fn, *args):
+        return self._thread.submit(fn, *args).result()
+
+    def _run(self, forward, ids: list[int]):
+        torch = self._torch
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x = torch.tensor([ids], device=self.model.device)
+            out = forward(input_ids=x, use_cache=True, **{self._cache_kw: self._cache}, **self._extra)
+        self.length += len(ids)
+        # A CUDA graph's output is overwritten by its next replay: copy the row out.
+        return out.logits[0, -1].to(torch.float32, copy=True)
+
+    def _reset(self) -> None:
+        with self._torch.inference_mode():  # the cache's tensors were made there
+            self._cache.reset()  # every layer's length back to 0, whatever a failed call left
+        self.length = 0
+
+    def _prompt(self, ids: list[int]):
+        self._reset()
+        return self._run(self.model, ids)
+
+    def _step(self, token: int):
+        return self._run(self._compiled or self.model, [token])
+
+    def _crop(self, keep: int) -> None:
+        if keep < self.length:
+            with self._torch.inference_mode():
+                self._cache.crop(keep - self.length)  # negative: remove that many (stale entries stay masked)
+            self.length = keep
+
+    def prompt(self, ids: list[int]):
+        """Logits after `ids` evaluated as one prompt from position 0 (eager: prompt shapes vary)."""
+        return self._call(self._prompt, list(ids))
+
+    def step(self, token: int):
+        """Logits after one more token (the compiled step once ready)."""
+        return self._call(self._step, int(token))
+
+    def crop(self, keep: int) -> None:
+        """Forget every position from `keep` on."""
+        self._call(self._crop, int(keep))
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
+        self._cache = None
