@@ -213,7 +213,13 @@ def sample_rows_torch(logits, settings: SamplingSettings, uniforms: list[float],
             y = y.masked_fill(drop, NEG_INF)
         probs = torch.softmax(y, dim=-1)
         cumulative = torch.cumsum(probs, dim=-1)
-        u = torch.tensor(uniforms, dtype=dtype, device=x.device).view(rows, 1) * cumulative[:, -1:]
+        if rows == 1:  # a Python scalar: no host-to-device copy (a pageable copy would wait for the GPU)
+            u = cumulative[:, -1:] * float(uniforms[0])
+        else:
+            draws = torch.tensor(uniforms, dtype=dtype).view(rows, 1)
+            if x.device.type == "cuda":
+                draws = draws.pin_memory()
+            u = draws.to(x.device, non_blocking=True) * cumulative[:, -1:]
         token = torch.searchsorted(cumulative, u, right=True).clamp_(max=vocab - 1)
         used = probs.gather(-1, token)
     raw = torch.exp(x.gather(-1, token) - lse)

@@ -100,3 +100,22 @@ def test_the_decode_step_compiles_in_the_background_while_tokens_are_served(smol
     finally:
         gate.set()
         fast.close()
+
+
+def test_the_gpu_check_script_runs_in_its_cpu_smoke_mode(smol_hf, tmp_path, monkeypatch):
+    """bench/gpu_check.py is prepared for the GPU machine; its --cpu mode proves it runs (no timing asserted)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    monkeypatch.setenv("OUT", str(tmp_path))
+    gpu_check.main(["make", str(tmp_path / "model")])
+    assert sum(f.stat().st_size for f in (tmp_path / "model").iterdir()) < 64 * 2**20  # it travels
+    figures = gpu_check.run(str(tmp_path / "model"), cpu=True, tokens=8)
+    assert figures["top1_agree"] and figures["seeded_repeats"]
+    assert figures["tv_compiled_vs_eager"] < 0.01
+    assert set(figures["ratios"]) >= {"lab / HF generate static", "lab device / lab CPU", "batch 8 / batch 1"}
+    assert (tmp_path / "gpu_check.json").exists()

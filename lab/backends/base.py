@@ -14,6 +14,12 @@ position 0, every later id one at a time. The logits after `ids` are then a func
 way (`_plan`). A stream's prompt is its `prompt_len`, so a seeded stream is a function of
 (model, prompt, settings, seed); `logits(ids)` without `prompt_len` evaluates `ids` whole.
 
+`stream_batch` draws N samples of one prompt, one per seed, together where a backend has a
+batched path (`_batch_steps`: one forward per token for the batch), else one after another;
+sample i is the stream its seed gives alone, up to the arithmetic of a batch. A backend may
+sample on its device (`_step_logits` / `_pick_rows`); `activity` says what it does in the
+background (e.g. compiling), for a screen to show.
+
 Backends are not thread-safe: use one from one worker thread at a time.
 """
 

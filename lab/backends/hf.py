@@ -6,6 +6,15 @@ config and tokenizer) under the lab's cache; the second load reads that folder.
 Exposes every layer's hidden state for the logit lens. Runs on CUDA, then MPS, then CPU.
 States are computed the canonical way of `lab.backends.base` (the prompt in one pass, each
 later token alone), reusing the KV cache where it was computed that way.
+
+On a GPU (CUDA, MPS) a stream samples on the device (`lab.sampling.sample_rows_torch`: one
+transfer to the host per token); on the CPU it keeps the exact numpy path. On CUDA a static KV
+cache and a decode step compiled in the background (`lab.backends.hf_decode`) take over for the
+states started once the compile is done; until then, and beyond the static cache's length, the
+dynamic cache serves. The compiled step rounds bf16 a little differently from the eager one, so
+on CUDA a seeded sample drawn before the compile finished may differ from one drawn after it;
+from then on the same inputs give the same output. `stream_batch` runs N samples of one prompt
+in one forward per token (the dynamic cache, eager).
 """
 
 from __future__ import annotations

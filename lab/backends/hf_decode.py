@@ -21,9 +21,10 @@ Not thread-safe on its own: the backend calls it under its lock.
 
 from __future__ import annotations
 
+import queue
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 
 COMPILING = "compiling the decode step, first time only"
 
@@ -43,7 +44,9 @@ class StaticDecoder:
         self.length = 0  # tokens in the cache
         self._compile_options = compile_options
         self._compiled = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepdive-decode")
+        self._jobs: queue.Queue = queue.Queue()
+        # A daemon thread: quitting the app in the middle of a compile does not wait for it.
+        threading.Thread(target=self._serve, name="deepdive-decode", daemon=True).start()
         self._ready = threading.Event()
         self.status = ""
         if compile_options is None:  # eager static cache: nothing to wait for
@@ -53,12 +56,29 @@ class StaticDecoder:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, args, future = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the caller by future.result()
+                    future.set_exception(exc)
+
+    def _submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self._jobs.put((fn, args, future))
+        return future
+
     def start_compile(self) -> None:
         """Compile and warm the decode step in the background (once); returns at once."""
         if self.ready or self.status == COMPILING:
             return
         self.status = COMPILING
-        self._thread.submit(self._warm)
+        self._submit(self._warm)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the compiled step is ready (benchmarks, tests); False on timeout."""
@@ -82,11 +102,11 @@ class StaticDecoder:
                 self._ready.set()
 
     def _call(self, fn, *args):
-        return self._thread.submit(fn, *args).result()
+        return self._submit(fn, *args).result()
 
     def _run(self, forward, ids: list[int]):
         torch = self._torch
-        with torch.inference_mode(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             x = torch.tensor([ids], device=self.model.device)
             out = forward(input_ids=x, use_cache=True, **{self._cache_kw: self._cache}, **self._extra)
@@ -95,7 +115,7 @@ class StaticDecoder:
         return out.logits[0, -1].to(torch.float32, copy=True)
 
     def _reset(self) -> None:
-        with self._torch.inference_mode():  # the cache's tensors were made there
+        with self._torch.no_grad():  # as generate() runs it
             self._cache.reset()  # every layer's length back to 0, whatever a failed call left
         self.length = 0
 
@@ -108,7 +128,7 @@ class StaticDecoder:
 
     def _crop(self, keep: int) -> None:
         if keep < self.length:
-            with self._torch.inference_mode():
+            with self._torch.no_grad():
                 self._cache.crop(keep - self.length)  # negative: remove that many (stale entries stay masked)
             self.length = keep
 
@@ -125,5 +145,5 @@ class StaticDecoder:
         self._call(self._crop, int(keep))
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True, cancel_futures=True)
-        self._cache = None
+        """Stop the thread once its current job is done (a compile under way finishes on its own)."""
+        self._jobs.put(None)
