@@ -71,6 +71,11 @@ def test_a_static_cache_gives_the_dynamic_caches_logits_whatever_ran_before(smol
     np.testing.assert_array_equal(static.logits(ids + extra, prompt_len=len(ids)), first)
     too_long = list(ids) * 20  # beyond the 64 positions of the static cache: the dynamic cache serves
     np.testing.assert_allclose(static.logits(too_long), smol_hf.logits(too_long), atol=2e-3)
+    greedy = SamplingSettings(temperature=0)
+    before = static.tokens_evaluated
+    batch = static.generate_batch(ids, greedy, [1, 2, 3], 10)  # a batch of 3 on a static cache of its own
+    assert static.tokens_evaluated - before == 3 * len(ids) + 3 * 9
+    assert [r.ids for r in batch] == [smol_hf.generate(ids, greedy, 10).ids] * 3
 
 
 def test_the_decode_step_compiles_in_the_background_while_tokens_are_served(smol_hf, monkeypatch):

@@ -161,10 +161,10 @@ class Backend(ABC):
         token, used_prob, raw_prob, top = self._pick_rows(logits[None], settings, [rng], top_n)[0]
         return token, used_prob, raw_prob, tuple(TokenProb(i, self.token_bytes(i), math.exp(lp), lp) for i, lp in top)
 
-    def _batch_steps(self, prompt: list[int], n: int) -> Generator | None:
+    def _batch_steps(self, prompt: list[int], n: int, max_tokens: int) -> Generator | None:
         """A generator for batched sampling, or None (then `stream_batch` runs the samples one after
         another). It yields the logits rows (n, vocab) after the prompt, then, sent one token per
-        row, the rows after each; every row must be what `_step_logits` gives for that sequence,
+        row, the rows after each (at most `max_tokens` rows in all); every row must be what `_step_logits` gives for that sequence,
         up to the arithmetic of a batch."""
         return None
 
@@ -467,7 +467,7 @@ class BatchGeneration:
 
         b = self.backend
         with b.lock:
-            steps = b._batch_steps(list(self.prompt), len(self.seeds))
+            steps = b._batch_steps(list(self.prompt), len(self.seeds), self.max_tokens)
         if steps is None:  # no batched path: the same samples one after another
             results = []
             for k, seed in enumerate(self.seeds):

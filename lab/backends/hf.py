@@ -135,13 +135,14 @@ class TransformersBackend(Backend):
             from lab.backends.hf_decode import StaticDecoder
 
             options = compile_options if decode == "static" else (compile_options or CUDA_COMPILE)
+            self._static_args = (self._cache_kw, min(static_len, info.context_length), options, self._keep_kw)
             try:
-                self._static = StaticDecoder(model, self._cache_kw, min(static_len, info.context_length), options,
-                                             self._keep_kw)
+                self._static = StaticDecoder(model, *self._static_args)
             except Exception:  # an architecture without a static cache: the dynamic one serves
                 self._static = None
             if self._static is not None:
                 self._static.start_compile()
+        self._batch_decoders: dict[int, object] = {}  # batch size -> StaticDecoder, made on first use
 
     # ---- loading ------------------------------------------------------------------
     @classmethod
@@ -295,8 +296,10 @@ class TransformersBackend(Backend):
 
     @property
     def activity(self) -> str:
-        status = self._static.status if self._static is not None else ""
-        return status if status.startswith("compiling") else ""
+        from lab.backends.hf_decode import COMPILING
+
+        decoders = [self._static, *self._batch_decoders.values()]
+        return COMPILING if any(d is not None and d.status == COMPILING for d in decoders) else ""
 
     def _state_logits(self, ids: list[int], prompt_len: int):
         """The canonical way (see `lab.backends.base`): the prompt in one forward pass, each later
@@ -317,7 +320,7 @@ class TransformersBackend(Backend):
         if keep == 0:
             self._reset_cache()
             if static is not None and static.ready and len(ids) < static.max_len:
-                logits = self._row(self._static_call(static.prompt, ids[:prompt_len]))
+                logits = self._row(self._static_call(static.prompt, ids[:prompt_len])[0])
                 self.tokens_evaluated += prompt_len
                 self._on_static = True
             else:
@@ -332,7 +335,7 @@ class TransformersBackend(Backend):
         self._cached_ids, self._cached_logits = ids[:keep], None
         for pos in range(keep, len(ids)):
             if self._on_static:
-                logits = self._row(self._static_call(static.step, ids[pos]))
+                logits = self._row(self._static_call(static.step, [ids[pos]])[0])
                 self.tokens_evaluated += 1
             else:
                 logits, self._cache = self._forward([ids[pos]], self._cache)
@@ -359,8 +362,41 @@ class TransformersBackend(Backend):
             out.append((int(r[0]), float(r[1]), float(r[2]), list(zip((int(i) for i in r[3:3 + n]), r[3 + n:]))))
         return out
 
-    def _batch_steps(self, prompt: list[int], n: int):
-        """One forward per token for the n rows (the dynamic cache: eager on every device)."""
+    def _batch_decoder(self, n: int):
+        """The static decoder for batches of n (its compile starts on first use), or None where
+        single streams have none (CPU by default). At most 3 batch sizes are kept."""
+        if self._static is None:
+            return None
+        dec = self._batch_decoders.get(n)
+        if dec is None:
+            from lab.backends.hf_decode import StaticDecoder
+
+            while len(self._batch_decoders) >= 3:
+                self._batch_decoders.pop(next(iter(self._batch_decoders))).close()
+            try:
+                dec = StaticDecoder(self.model, *self._static_args, batch=n)
+            except Exception:
+                return None
+            self._batch_decoders[n] = dec
+            dec.start_compile()
+        return dec
+
+    def _batch_steps(self, prompt: list[int], n: int, max_tokens: int):
+        """One forward per token for the n rows: a static cache and the compiled step once ready
+        (CUDA), else the dynamic cache, eager. The first rows come from the prompt evaluated as a
+        single stream evaluates it (dynamic path) or once per row (static path)."""
+        dec = self._batch_decoder(n)
+        if dec is not None and dec.ready and not dec.busy and len(prompt) + max_tokens <= dec.max_len:
+            dec.busy = True  # another batch of n running meanwhile takes the dynamic path
+            try:
+                rows = self._static_call(dec.prompt, prompt)
+                self.tokens_evaluated += n * len(prompt)
+                while True:
+                    tokens = yield rows if self._device_sampling else rows.cpu().numpy()
+                    rows = self._static_call(dec.step, tokens)
+                    self.tokens_evaluated += n
+            finally:
+                dec.busy = False
         torch = self._torch
         logits, cache = self._forward(prompt, None)  # the prompt once, as a single stream evaluates it
         rows = logits.expand(n, -1) if self._device_sampling else np.repeat(logits[None], n, axis=0)
@@ -410,9 +446,10 @@ class TransformersBackend(Backend):
     def close(self) -> None:
         with self.lock:  # never while a forward pass runs in another thread
             self._reset_cache()
-            if self._static is not None:
-                self._static.close()
-                self._static = None
+            for dec in [self._static, *self._batch_decoders.values()]:
+                if dec is not None:
+                    dec.close()
+            self._static, self._batch_decoders = None, {}
             self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()

@@ -12,8 +12,8 @@ new threads each time.
 
     dec = StaticDecoder(model, cache_kw="cache", max_len=4096, compile_options={"mode": "reduce-overhead"})
     dec.start_compile()                 # returns at once; dec.ready turns True when done
-    logits = dec.prompt([1, 2, 3])      # (vocab,) float32 tensor after the prompt
-    logits = dec.step(42)               # after one more token
+    logits = dec.prompt([1, 2, 3])      # (1, vocab) float32 tensor after the prompt (batch=1)
+    logits = dec.step([42])             # after one more token per row
     dec.crop(3)                         # back to the state after the prompt
 
 Not thread-safe on its own: the backend calls it under its lock.
@@ -31,17 +31,19 @@ COMPILING = "compiling the decode step, first time only"
 
 class StaticDecoder:
     def __init__(self, model, cache_kw: str, max_len: int, compile_options: dict | None,
-                 keep_kw: str | None = "logits_to_keep") -> None:
+                 keep_kw: str | None = "logits_to_keep", batch: int = 1) -> None:
         import torch
         from transformers import StaticCache
 
         self._torch = torch
         self.model = model
         self.max_len = int(max_len)
+        self.batch = int(batch)  # rows: every call gives logits of shape (batch, vocab)
         self._cache_kw = cache_kw
         self._extra = {keep_kw: 1} if keep_kw else {}
         self._cache = StaticCache(config=model.config, max_cache_len=self.max_len)
         self.length = 0  # tokens in the cache
+        self.busy = False  # held by a running batch (the backend's flag)
         self._compile_options = compile_options
         self._compiled = None
         self._jobs: queue.Queue = queue.Queue()
@@ -87,10 +89,13 @@ class StaticDecoder:
     def _warm(self) -> None:
         torch = self._torch
         try:
+            limits = torch._dynamo.config  # one graph per batch size and cache: more than the default 8
+            if getattr(limits, "recompile_limit", 64) < 64:
+                limits.recompile_limit = 64
             self._compiled = torch.compile(self.model.__call__, **self._compile_options)
             self._prompt([0])
             for _ in range(3):  # compile, then CUDA-graph warm-up and recording
-                self._step(0)
+                self._step([0] * self.batch)
             self.status = "decode step compiled"
         except Exception as exc:  # a compiler missing or failing: stay eager, say so
             self._compiled = None
@@ -104,15 +109,15 @@ class StaticDecoder:
     def _call(self, fn, *args):
         return self._submit(fn, *args).result()
 
-    def _run(self, forward, ids: list[int]):
+    def _run(self, forward, rows: list[list[int]]):
         torch = self._torch
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            x = torch.tensor([ids], device=self.model.device)
+            x = torch.tensor(rows, device=self.model.device)
             out = forward(input_ids=x, use_cache=True, **{self._cache_kw: self._cache}, **self._extra)
-        self.length += len(ids)
-        # A CUDA graph's output is overwritten by its next replay: copy the row out.
-        return out.logits[0, -1].to(torch.float32, copy=True)
+        self.length += len(rows[0])
+        # A CUDA graph's output is overwritten by its next replay: copy the rows out.
+        return out.logits[:, -1].to(torch.float32, copy=True)
 
     def _reset(self) -> None:
         with self._torch.no_grad():  # as generate() runs it
@@ -121,10 +126,10 @@ class StaticDecoder:
 
     def _prompt(self, ids: list[int]):
         self._reset()
-        return self._run(self.model, ids)
+        return self._run(self.model, [ids] * self.batch)
 
-    def _step(self, token: int):
-        return self._run(self._compiled or self.model, [token])
+    def _step(self, tokens: list[int]):
+        return self._run(self._compiled or self.model, [[t] for t in tokens])
 
     def _crop(self, keep: int) -> None:
         if keep < self.length:
@@ -133,12 +138,14 @@ class StaticDecoder:
             self.length = keep
 
     def prompt(self, ids: list[int]):
-        """Logits after `ids` evaluated as one prompt from position 0 (eager: prompt shapes vary)."""
-        return self._call(self._prompt, list(ids))
+        """Logits (batch, vocab) after `ids` evaluated as one prompt from position 0 in every row
+        (eager: prompt shapes vary)."""
+        return self._call(self._prompt, [int(i) for i in ids])
 
-    def step(self, token: int):
-        """Logits after one more token (the compiled step once ready)."""
-        return self._call(self._step, int(token))
+    def step(self, tokens: list[int]):
+        """Logits (batch, vocab) after one more token per row (the compiled step once ready)."""
+        assert len(tokens) == self.batch
+        return self._call(self._step, [int(t) for t in tokens])
 
     def crop(self, keep: int) -> None:
         """Forget every position from `keep` on."""

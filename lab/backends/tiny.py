@@ -92,7 +92,7 @@ class TinyBackend(Backend):
         self.tokens_evaluated += len(window)
         return logits[0, -1].float().numpy()
 
-    def _batch_steps(self, prompt: list[int], n: int):
+    def _batch_steps(self, prompt: list[int], n: int, max_tokens: int):
         """n rows in one forward per token: each row's last window, as `_last_logits` reads it."""
         torch = self._torch
         seqs = [list(prompt) for _ in range(n)]
