@@ -119,12 +119,13 @@ def run(folder: str, cpu: bool, tokens: int) -> dict:
     assert lab._static.wait(600), "the compile did not finish"
     figures["compile_s"] = time.perf_counter() - t_build
     print(f"compile: {lab._static.status} after {figures['compile_s']:.1f} s")
-    eager_logits = lab.logits(ids)  # a state computed before the switch: the dynamic cache, eager
+    probe = ids + [13]  # one decode step after the prompt
+    eager_logits = lab.logits(probe, prompt_len=len(ids))  # on the state started before the switch: eager
     lab.logits(tok(" unrelated", add_special_tokens=False)["input_ids"])  # a fresh prompt: the static path
     lab_rate = _best(lambda: _stream_rate(lab, ids, greedy, tokens)[0])
     assert lab._on_static, "the stream did not use the static cache"
     figures["lab_tok_s"] = lab_rate
-    fast_logits = lab.logits(ids)
+    fast_logits = lab.logits(probe, prompt_len=len(ids))  # the compiled step on the static cache
     pe, pf = np.exp(eager_logits - eager_logits.max()), np.exp(fast_logits - fast_logits.max())
     pe, pf = pe / pe.sum(), pf / pf.sum()
     figures["tv_compiled_vs_eager"] = float(0.5 * np.abs(pe - pf).sum())
