@@ -471,8 +471,8 @@ class BatchGeneration:
         if steps is None:  # no batched path: the same samples one after another
             results = []
             for k, seed in enumerate(self.seeds):
-                gen = Generation(b, self.prompt, replace(self.settings, seed=seed), self.max_tokens, self.cancel,
-                                 self.top_n, self.stop_at_eos, self.stop_text)
+                gen = b.stream(self.prompt, replace(self.settings, seed=seed), self.max_tokens, self.cancel,
+                               self.top_n, self.stop_at_eos, self.stop_text)  # a backend's own stream (remote)
                 for ev in gen:
                     yield k, ev
                 results.append(gen.result)
