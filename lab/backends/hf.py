@@ -371,8 +371,11 @@ class TransformersBackend(Backend):
         if dec is None:
             from lab.backends.hf_decode import StaticDecoder
 
-            while len(self._batch_decoders) >= 3:
-                self._batch_decoders.pop(next(iter(self._batch_decoders))).close()
+            idle = [k for k, d in self._batch_decoders.items() if not d.busy]
+            if len(self._batch_decoders) >= 3:
+                if not idle:
+                    return None
+                self._batch_decoders.pop(idle[0]).close()
             try:
                 dec = StaticDecoder(self.model, *self._static_args, batch=n)
             except Exception:

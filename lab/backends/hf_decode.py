@@ -47,6 +47,7 @@ class StaticDecoder:
         self._compile_options = compile_options
         self._compiled = None
         self._jobs: queue.Queue = queue.Queue()
+        self._closed = False
         # A daemon thread: quitting the app in the middle of a compile does not wait for it.
         threading.Thread(target=self._serve, name="deepdive-decode", daemon=True).start()
         self._ready = threading.Event()
@@ -71,6 +72,8 @@ class StaticDecoder:
                     future.set_exception(exc)
 
     def _submit(self, fn, *args) -> Future:
+        if self._closed:
+            raise RuntimeError("this decoder is closed")
         future: Future = Future()
         self._jobs.put((fn, args, future))
         return future
@@ -99,7 +102,7 @@ class StaticDecoder:
             self.status = "decode step compiled"
         except Exception as exc:  # a compiler missing or failing: stay eager, say so
             self._compiled = None
-            self.status = f"decode step not compiled ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})"
+            self.status = f"decode step not compiled ({exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0][:120]})"
         finally:
             try:
                 self._reset()
@@ -152,5 +155,6 @@ class StaticDecoder:
         self._call(self._crop, int(keep))
 
     def close(self) -> None:
-        """Stop the thread once its current job is done (a compile under way finishes on its own)."""
+        """Stop the thread once the jobs already given are done (a compile under way finishes on its own)."""
+        self._closed = True
         self._jobs.put(None)
