@@ -92,13 +92,19 @@ class TalkMode:
 
     async def warm(self) -> None:
         """Build every screen the track uses before the first step, so a step on stage never pays
-        for building its screen (the first visit to an area mounts all its widgets)."""
+        for building its screen (the first visit to an area mounts all its widgets). Then collect
+        and freeze what exists: a full collection during a step scanned all of it (about 200 ms on a
+        loaded 2-core CPU); frozen, it scans only what the talk made since."""
         first = self.app.current_mode
         for mode in dict.fromkeys(s.screen for s in self.track.steps if not s.error):
             if mode != self.app.current_mode:
                 await self.app.switch_mode(mode)
         if self.app.current_mode != first:
             await self.app.switch_mode(first)
+        import gc
+
+        gc.collect()
+        gc.freeze()  # the warm lab (models, screens) is never garbage: a full collection on stage skips it
 
     async def go(self, index: int) -> None:
         """Put the lab in the state of step `index` (0-based; clamped to the track)."""
