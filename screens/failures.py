@@ -248,12 +248,35 @@ class FailuresScreen(Screen):
         except LabError as exc:
             views[0].reset(experiment.variants[0], 0, str(exc))
             return
+        run, cache = self.runs.start(), self.cache()  # a new run id: what the last run still sends is dropped
+        if use_cache and self._replay(backend, experiment, prompts, settings, n, seed, cache, views):
+            self.runs.stop()
+            return
         for k, v in enumerate(experiment.variants):
             views[k].reset(v, n)
-        run, cache = self.runs.start(), self.cache()
         self.run_worker(lambda: self._sample(backend, experiment, prompts, settings, n, seed, run.id, run.cancel,
                                              cache, use_cache),
                         name="failures", group="failures", thread=True, exclusive=True, exit_on_error=False)
+
+    @staticmethod
+    def _replay(backend, experiment, prompts, settings, n, seed, cache: AnswerCache, views) -> bool:
+        """Show every answer of the run at once when the cache holds them all (a rehearsed card:
+        a few small JSON files, read here so the card is drawn once); False, showing nothing,
+        when one is missing (the worker then samples what is not cached)."""
+        from lab.runs import model_identity
+
+        model, found = model_identity(backend), []
+        for variant, prompt in zip(experiment.variants, prompts):
+            row = [cache.get(AnswerCache.key(model, prompt, settings, variant.max_tokens, seed + i, variant.tool))
+                   for i in range(n)]
+            if None in row:
+                return False
+            found.append(row)
+        for view, variant, row in zip(views, experiment.variants, found):
+            view.reset(variant, 0)
+            view.answers = row
+            view.redraw()
+        return True
 
     def _sample(self, backend, experiment, prompts, settings, n, seed, run, cancel, cache, use_cache) -> None:
         """Worker thread: answer i of every variant, then answer i+1, so pass rates grow side by side."""
