@@ -180,10 +180,10 @@ class RLHFConfig:
     rm_steps: int = 150
     rm_lr: float = 3e-4
     rm_batch: int = 32
-    rl_steps: int = 40
+    rl_steps: int = 60
     rl_prompts: int = 8  # prompts per RL step
     group: int = 4  # rollouts per prompt per RL step
-    rl_lr: float = 3e-4
+    rl_lr: float = 1e-3
     kl_coef: float = 0.0  # KL penalty to the SFT model (a defence)
     eval_every: int = 5  # RL steps between held-out evaluations of the person's score
     patience: int = 0  # stop after this many evaluations without a better held-out score (0: never; a defence)

@@ -155,7 +155,8 @@ class RLHFPanel(Vertical, can_focus=True):
 
     # ---- keys --------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        view = self.view
+        """Greys out what cannot run now, judged on the run's state at this instant (not the last poll's)."""
+        view = self.run.snapshot()
         busy = view is not None and view.busy
         pending = view is not None and view.pending is not None
         enabled = {"pick": pending and len(self.order) < len(view.pending[1]),
