@@ -162,6 +162,10 @@ class Cost:
     def naive(self) -> int:
         return self.rl_steps * self.prompts_per_step * self.group
 
+    def short(self) -> str:
+        return (f"human judgments: {self.rankings:,} rankings vs {self.naive:,} scores if a person scored every "
+                "RL rollout (the talk: ~5,000 vs 1,000,000,000)")
+
     def line(self) -> str:
         return (f"human judgments: {self.rankings:,} rankings of {self.rollouts} rollouts "
                 f"({self.rankings * self.rollouts:,} replies read) vs {self.naive:,} scores if a person scored every "
@@ -242,6 +246,9 @@ def load_chat(path: str | Path):
     from lab.sft import CHAT_KIND, ChatVocab
     from lab.train import load_checkpoint
 
+    if not Path(path).is_file():
+        raise LabError(f"no tiny-chat model at {path}: train one first (Post-training's run view: s; "
+                       "or `deepdive-lab sft tiny`).")
     ckpt = load_checkpoint(path)
     if ckpt.get("corpus_kind") != CHAT_KIND:
         raise LabError(f"{Path(path).name} is not a tiny-chat model; RLHF starts from one "

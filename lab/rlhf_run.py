@@ -63,7 +63,7 @@ class RLHFRun:
                 return RLHFView(self.version, self.state, self.message, pending)
             c = job.curves
             return RLHFView(self.version, self.state, self.message, pending, len(job.rankings), len(job.prompts),
-                            job.cost().line(), job.rm_accuracy, job.reward_model is not None, tuple(c.steps),
+                            job.cost().short(), job.rm_accuracy, job.reward_model is not None, tuple(c.steps),
                             tuple(c.rm), tuple(c.true), tuple(job.over_rated))
 
     @property
@@ -136,7 +136,7 @@ class RLHFRun:
                     break
                 job.add_ranking(Ranking.by_taste(prompt, replies, job.taste))
                 self._set(message=f"ranked {len(job.rankings)}/{len(job.prompts)} prompts")
-            return f"ranked {len(job.rankings)}/{len(job.prompts)} prompts · {job.cost().line()}"
+            return f"ranked {len(job.rankings)}/{len(job.prompts)} prompts: t trains the reward model"
         self._set(pending=None)
         self._begin("ranking", work)
 

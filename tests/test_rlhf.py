@@ -197,4 +197,4 @@ def test_cli_rlhf_without_a_chat_model_says_how_to_make_one(tmp_path, capsys):
     from deepdive_lab.cli import main
 
     assert main(["rlhf", "--from", str(tmp_path / "none.pt")]) == 1
-    assert "no checkpoint" in capsys.readouterr().err
+    assert "no tiny-chat model at" in capsys.readouterr().err

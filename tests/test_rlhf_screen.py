@@ -77,7 +77,7 @@ async def test_rank_by_keys_train_a_reward_model_start_and_stop_rl(sft_dir, size
         acc = run.snapshot().rm_accuracy
         assert await _until(pilot, lambda: "held-out pair accuracy" in shown(panel.query_one("#rlhf-head")))
         head = shown(panel.query_one("#rlhf-head"))
-        assert f"held-out pair accuracy {acc:.0%}" in head and "8 rankings of 5 rollouts" in head
+        assert f"held-out pair accuracy {acc:.0%}" in head and "8 rankings vs 400,000 scores" in head
         await pilot.press("r")
         assert await _until(pilot, lambda: len(run.snapshot().steps) >= 2)
         await pilot.press("x")
@@ -116,5 +116,5 @@ async def test_without_a_chat_model_the_view_says_how_to_make_one(tmp_path):
         panel = await _open_rlhf(app, pilot)
         await pilot.press("n")
         assert await _until(pilot, lambda: not app.rlhf_run.busy and "failed" in app.rlhf_run.snapshot().message)
-        assert await _until(pilot, lambda: "no checkpoint" in shown(panel.query_one("#rlhf-head")))
+        assert await _until(pilot, lambda: "no tiny-chat model at" in shown(panel.query_one("#rlhf-head")))
         assert "failed" in shown(panel.query_one("#rlhf-head"))

@@ -23,8 +23,8 @@ from textual.widgets import Static
 from lab.errors import LabError
 from lab.rlhf_run import RLHFView
 
-HELP = ("n rollouts to rank · 1-5 next best · backspace undo · enter commit · a simulated person ranks the rest · "
-        "t train reward model · r start RL · x stop")
+HELP = ("n: 5 rollouts of the next prompt to rank (1-5 picks the next best, backspace undoes, enter commits) · "
+        "a: the simulated person ranks the rest · t: train the reward model · r: RL against it · x: stop")
 
 
 class RLHFPanel(Vertical, can_focus=True):
@@ -87,13 +87,12 @@ class RLHFPanel(Vertical, can_focus=True):
             return
         if old is not None and old.pending != view.pending:
             self.order = ()
-        head = [f"RLHF · {view.state}" + (f" · {view.message}" if view.message else ""),
-                f"ranked {view.ranked}/{view.prompts} prompts" if view.prompts else
-                "the SFT model (tiny-chat) loads on the first command",
-                "reward model: " + ("not trained" if not view.has_reward_model else
-                                    "trained" + ("" if view.rm_accuracy is None else
-                                                 f", held-out pair accuracy {view.rm_accuracy:.0%} (chance 50%)")),
-                view.cost, HELP]
+        rm = "reward model: " + ("not trained (t)" if not view.has_reward_model else
+                                 "trained" + ("" if view.rm_accuracy is None else
+                                              f", held-out pair accuracy {view.rm_accuracy:.0%} (chance 50%)"))
+        ranked = f"ranked {view.ranked}/{view.prompts} prompts" if view.prompts else "tiny-chat loads on the first key"
+        head = [f"RLHF · {view.state}" + (f" · {view.message}" if view.message else ""), f"{ranked} · {rm}",
+                view.cost]
         self.query_one("#rlhf-head", Static).update(Content("\n".join(h for h in head if h)))
         self.draw_ranking()
         self.draw_plot()
@@ -112,7 +111,7 @@ class RLHFPanel(Vertical, can_focus=True):
     def draw_ranking(self) -> None:
         view = self.view
         if view is None or view.pending is None:
-            text = "n samples 5 rollouts of the next prompt for you to rank; a lets the simulated person rank."
+            text = HELP
         else:
             prompt, replies = view.pending
             lines = [f"rank: {prompt}"]
