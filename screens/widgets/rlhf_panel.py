@@ -54,6 +54,10 @@ class RLHFPanel(Vertical, can_focus=True):
     view: reactive[RLHFView | None] = reactive(None, always_update=True)
     order: reactive[tuple[int, ...]] = reactive(())
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._order_for = None  # the pending rollouts `order` ranks
+
     def compose(self) -> ComposeResult:
         yield Static(id="rlhf-head")
         with Horizontal(id="rlhf-body"):
@@ -85,8 +89,8 @@ class RLHFPanel(Vertical, can_focus=True):
     def watch_view(self, old: RLHFView | None, view: RLHFView | None) -> None:
         if view is None:
             return
-        if old is not None and old.pending != view.pending:
-            self.order = ()
+        if view.pending != self._order_for:  # other rollouts: the picks were for the ones before
+            self._order_for, self.order = view.pending, ()
         rm = "reward model: " + ("not trained (t)" if not view.has_reward_model else
                                  "trained" + ("" if view.rm_accuracy is None else
                                               f", held-out pair accuracy {view.rm_accuracy:.0%} (chance 50%)"))
@@ -144,8 +148,9 @@ class RLHFPanel(Vertical, can_focus=True):
             rm = list(view.rm)
             lo, hi = min(rm), max(rm)
             # the reward model's scale is its own: drawn rescaled onto the person's 0-1 axis
-            plt.plot(list(view.steps), [(v - lo) / ((hi - lo) or 1) for v in rm], label="reward model (rescaled)")
-            plt.plot(list(view.steps), list(view.true), label="simulated person")
+            plt.plot(list(view.steps), [(v - lo) / ((hi - lo) or 1) for v in rm], label="reward model (rescaled)",
+                     marker="+")
+            plt.plot(list(view.steps), list(view.true), label="simulated person", marker="dot")
             plt.xlabel("RL step")
             plt.title(f"reward model {lo:+.2f}..{hi:+.2f}")
             plot.update(Text.from_ansi(plt.build()))
@@ -172,8 +177,10 @@ class RLHFPanel(Vertical, can_focus=True):
         self.poll()
 
     def action_pick(self, k: int) -> None:
-        view = self.view
-        if view is None or view.pending is None:
+        view = self.run.snapshot()  # a key pressed before the next poll still ranks what the run holds
+        if view.pending != self._order_for:
+            self._order_for, self.order = view.pending, ()
+        if view.pending is None:
             self.notify("n samples rollouts to rank first.")
             return
         if k >= len(view.pending[1]):
