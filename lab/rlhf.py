@@ -352,7 +352,6 @@ class RLHF:
         if not train:
             raise LabError("no ranked pairs to learn from: rank some rollouts first (step 1).")
         t0 = time.perf_counter()
-        torch.manual_seed(self.cfg.seed + 2)
         rm = RewardModel.from_policy(self.sft).train()
         opt = torch.optim.AdamW(rm.parameters(), lr=self.cfg.rm_lr, weight_decay=0.0)
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
@@ -421,7 +420,6 @@ class RLHF:
             raise LabError("train a reward model first (step 2).")
         cfg = self.cfg
         t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed + 4)
         opt = torch.optim.AdamW(self.policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
         order = random.Random(cfg.seed + 5)
         base = None  # step 0's (mean, sd) of both scores: the yardstick of "over-rated"
