@@ -241,21 +241,14 @@ class Curves:
 # ---- the job -------------------------------------------------------------------------------------
 
 def load_chat(path: str | Path):
-    """(model, vocab) of a tiny-chat checkpoint, or a LabError saying how to make one."""
-    from lab.gpt import GPT, GPTConfig
-    from lab.sft import CHAT_KIND, ChatVocab
-    from lab.train import load_checkpoint
+    """(model, vocab) of a tiny-chat checkpoint (lab.rl.load_chat), or a LabError saying how to make one."""
+    from lab import rl
 
     if not Path(path).is_file():
         raise LabError(f"no tiny-chat model at {path}: train one first (Post-training's run view: s; "
                        "or `deepdive-lab sft tiny`).")
-    ckpt = load_checkpoint(path)
-    if ckpt.get("corpus_kind") != CHAT_KIND:
-        raise LabError(f"{Path(path).name} is not a tiny-chat model; RLHF starts from one "
-                       "(make it with `deepdive-lab sft tiny`).")
-    model = GPT(GPTConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model, ChatVocab(CHAT_KIND, list(ckpt["pieces"]))
+    model, vocab, _ = rl.load_chat(path)
+    return model, vocab
 
 
 class RLHF:
@@ -300,10 +293,16 @@ class RLHF:
         """group replies per prompt from `model` (lab.rollouts: batched and seeded)."""
         return [[r.text for r in g] for g in self._rollouts(model, prompts, group, seed)]
 
+    def _prompt_ids(self, prompt: Prompt) -> list[int]:
+        from lab.conversations import render_prompt
+
+        return list(render_prompt(self.vocab.chat_format(), prompt.messages))
+
     def _rollouts(self, model, prompts: list[Prompt], group: int, seed: int):
+        """lab.rollouts.sample_groups on the prompts' chat renderings (a set cancel raises CancelledError)."""
         from lab.rollouts import sample_groups
 
-        return sample_groups(model, self.vocab, [p.messages for p in prompts], group, self.cfg.max_tokens,
+        return sample_groups(model, self.vocab, [self._prompt_ids(p) for p in prompts], group, self.cfg.max_tokens,
                              self.cfg.temperature, seed, self.cancel)
 
     def sample_for_ranking(self, prompts: list[Prompt] | None = None) -> list[tuple[Prompt, list[str]]]:
@@ -319,7 +318,12 @@ class RLHF:
         t0 = time.perf_counter()
         yield RLHFEvent("rollouts", 0, len(self.prompts), f"sampling {ROLLOUTS} rollouts for each of "
                                                           f"{len(self.prompts)} prompts")
-        sampled = self.sample_for_ranking()
+        from lab.errors import CancelledError
+
+        try:
+            sampled = self.sample_for_ranking()
+        except CancelledError:
+            return
         for k, (prompt, replies) in enumerate(sampled):
             if self.cancel.is_set():
                 return
@@ -337,10 +341,7 @@ class RLHF:
         return out
 
     def _ids(self, prompt: Prompt, reply: str) -> list[int]:
-        from lab.conversations import render_prompt
-
-        fmt = self.vocab.chat_format()
-        return list(render_prompt(fmt, prompt.messages)) + self.vocab.encode_plain(reply) + [self.vocab.end_of_turn]
+        return self._prompt_ids(prompt) + self.vocab.encode_plain(reply) + [self.vocab.end_of_turn]
 
     def train_reward_model(self):
         """Step 2: Bradley-Terry on the pairs of the ranked train prompts; accuracy on the held-out prompts' pairs."""
@@ -409,7 +410,16 @@ class RLHF:
 
     # ---- step 3 --------------------------------------------------------------------------
     def reinforce(self):
-        """Step 3: RL against the reward model; records both curves, over-rated rollouts, held-out evaluations."""
+        """Step 3: RL against the reward model; records both curves, over-rated rollouts, held-out evaluations.
+        Ends with a "done" event, or "stopped" when `stop()` was called (checked between tokens and steps)."""
+        from lab.errors import CancelledError
+
+        try:
+            yield from self._reinforce()
+        except CancelledError:
+            yield RLHFEvent("stopped", len(self.curves.steps), self.cfg.rl_steps, "stopped")
+
+    def _reinforce(self):
         import copy
 
         import torch
@@ -458,10 +468,10 @@ class RLHF:
             self.curves.true.append(true_mean)
             loss = None
             if step < cfg.rl_steps:
-                advantages = group_advantages(rm)
-                stats = policy_gradient_step(self.policy, opt, groups, advantages,
-                                             ref_model=self.sft if cfg.kl_coef else None, kl_coef=cfg.kl_coef)
-                loss = _stat(stats, "loss")
+                stats = policy_gradient_step(self.policy, opt, groups, [group_advantages(g) for g in rm],
+                                             ref_model=self.sft if cfg.kl_coef else None, kl_coef=cfg.kl_coef,
+                                             prompts=[self._prompt_ids(p) for p in prompts])
+                loss = stats["loss"]
             yield RLHFEvent("rl", step, cfg.rl_steps, rm_score=rm_mean, true_score=true_mean, loss=loss,
                             held_true=self.curves.held_true[-1] if self.curves.held_steps[-1] == step else None)
         self.seconds["rl"] = time.perf_counter() - t0
@@ -530,14 +540,6 @@ def _sd(groups) -> float:
         return 0.0
     m = sum(vals) / len(vals)
     return math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
-
-
-def _stat(stats, name: str):
-    if isinstance(stats, dict):
-        v = stats.get(name)
-    else:
-        v = getattr(stats, name, None)
-    return float(v) if v is not None else None
 
 
 

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.errors import CancelledError, LabError
 
 IDLE = "idle"
 
@@ -97,6 +97,8 @@ class RLHFRun:
             self.job.cancel.clear()
             message = work(self.job)
             self._set(state=IDLE, message=message)
+        except CancelledError:
+            self._set(state=IDLE, message="stopped")
         except Exception as exc:  # a LabError says what to do; anything else is reported, never raised into the UI
             text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
             self._set(state=IDLE, message=f"failed: {text}")

@@ -105,8 +105,9 @@ def test_reward_model_ranks_held_out_pairs_better_than_chance(job):
     from lab.reward_model import pad_batch
 
     a, b = held[0]
-    one = job.reward_model(*pad_batch([a], 256, 0))
-    two = job.reward_model(*pad_batch([a, b + b], 256, 0))
+    block = job.reward_model.cfg.block_size
+    one = job.reward_model(*pad_batch([a], block, 0))
+    two = job.reward_model(*pad_batch([a, b + b], block, 0))  # a padded to the longer one
     assert torch.allclose(one[0], two[0], atol=1e-5)
 
 
