@@ -130,8 +130,8 @@ class RLConfig:
 
 PRESETS: dict[str, RLConfig] = {
     # A step in about a second on a 2-core CPU with the cpu-quick tiny-chat (bench/rl.py measures it).
-    "tiny": RLConfig(),
-    "tiny-keep": RLConfig(rule="keep", learning_rate=1e-4),
+    "tiny": RLConfig(prompts_per_step=8, steps=40, held_out_problems=40),
+    "tiny-keep": RLConfig(rule="keep", learning_rate=1e-4, prompts_per_step=8, steps=40, held_out_problems=40),
 }
 
 
@@ -163,6 +163,8 @@ class RLEvent:
     checkpoint: str = ""
 
     def line(self) -> str:
+        if self.step == 0 and not self.stopped:
+            return f"step 0/{self.max_steps} · before RL · held-out {self.held_out:.0%}"
         parts = [f"step {self.step}/{self.max_steps}", f"pass {self.pass_rate:.0%}"]
         if self.held_out is not None:
             parts.append(f"held-out {self.held_out:.0%}")
