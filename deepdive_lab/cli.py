@@ -6,6 +6,7 @@
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
     deepdive-lab train --nproc 2      the same on 2 processes (torchrun, DistributedDataParallel)
     deepdive-lab sft [MODEL]          finetune on conversations headless (tiny -> tiny-chat, or Gemma with LoRA)
+    deepdive-lab rl                   RL on the tiny chat model headless (grpo or keep), one line per step
     deepdive-lab rlhf                 RLHF on tiny-chat headless: rank, reward model, RL against it
     deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
@@ -83,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--experiment", action="store_true",
                    help="tiny: answer-first vs working-first SFT on the word problems, scored on held-out ones")
     f.add_argument("--quiet", action="store_true", help="print only evaluation steps")
+    r = sub.add_parser("rl", help="reinforcement learning on checkable problems (tiny-chat), printing events as lines")
+    r.add_argument("--preset", default="tiny", help="tiny or tiny-keep")
+    r.add_argument("--rule", choices=["grpo", "keep"], help="grpo (group-normalised policy gradient) or keep "
+                                                             "(SFT on the rollouts that passed)")
+    r.add_argument("--base", help="the tiny-chat checkpoint to start from (default: the lab's tiny-chat)")
+    r.add_argument("--tasks", help="comma-separated: apples,letters,arithmetic")
+    r.add_argument("--steps", type=int)
+    r.add_argument("--group", type=int, help="samples per prompt (G)")
+    r.add_argument("--prompts", type=int, help="prompts per step")
+    r.add_argument("--kl", type=float, help="KL coefficient to the starting model (grpo)")
+    r.add_argument("--lr", type=float)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--out", help="folder of the result's ckpt.pt (default <cache>/tiny-chat-rl)")
+    r.add_argument("--imperfect", type=float, metavar="FRACTION",
+                   help="the AlphaGo experiment: SFT from scratch on data with this fraction of wrong worked "
+                        "solutions, then RL; prints the held-out pass rates")
     h = sub.add_parser("rlhf", help="RLHF on the tiny chat model with a simulated person, printing events as lines")
     h.add_argument("--from", dest="source", default="tiny-chat", metavar="MODEL",
                    help="the SFT model: tiny-chat (default) or a tiny-chat checkpoint path")
@@ -261,6 +278,61 @@ def sft_command(args) -> int:
         return 1
     except KeyboardInterrupt:
         current = getattr(trainer, "current", trainer)
+        if current is not None:
+            print(f"interrupted at step {current.step}; checkpoint {current.save()}")
+        return 130
+    return 0
+
+
+def rl_command(args) -> int:
+    """RL headless; each event is one line ("rl step 3/30 · pass 41% · ...")."""
+    from dataclasses import replace
+
+    from lab.errors import LabError
+    from lab.rl import PRESETS, ImperfectExperiment, trainer_for
+
+    if args.preset not in PRESETS:
+        print(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    changes = {k: v for k, v in {"rule": args.rule, "base": args.base, "steps": args.steps, "group": args.group,
+                                 "prompts_per_step": args.prompts, "kl_coef": args.kl, "learning_rate": args.lr,
+                                 "seed": args.seed, "out_dir": args.out}.items() if v is not None}
+    if args.tasks:
+        changes["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    cfg = replace(PRESETS[args.preset], **changes)
+    job = None
+    try:
+        if args.imperfect is not None:
+            from lab.paths import cache_dir
+            from lab.sft import PRESETS as SFT_PRESETS
+
+            if not 0 <= args.imperfect <= 1:
+                print("--imperfect takes a fraction from 0 to 1", file=sys.stderr)
+                return 2
+            out = cache_dir() / "rl-imperfect"
+            sft = replace(SFT_PRESETS[cfg.sft_preset], counts=(0, 0, 0, 400), out_dir=str(out / "sft"))
+            job = ImperfectExperiment(sft, replace(cfg, tasks=("arithmetic",), out_dir=str(out / "rl")),
+                                      args.imperfect)
+            events = job.run()
+        else:
+            job = trainer_for(cfg)
+            print(f"{cfg.rule} on {job.model.n_params():,} parameters: {len(job.train_set)} training problems, "
+                  f"{len(job.held_set)} held-out, {cfg.prompts_per_step} prompts x {cfg.group} samples a step",
+                  flush=True)
+            events = (("rl", e) for e in job.run())
+        for phase, ev in events:
+            if phase != "rl" and not (ev.val_loss is not None or ev.stopped):
+                continue
+            print(f"{phase} {ev.line()}", flush=True)
+        if isinstance(job, ImperfectExperiment) and job.results:
+            r = job.results
+            print(f"SFT data right: {r['data']:.0%} · held-out after SFT: {r.get('sft', float('nan')):.0%} · "
+                  f"after RL: {r.get('rl', float('nan')):.0%}")
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        current = getattr(job, "current", job)
         if current is not None:
             print(f"interrupted at step {current.step}; checkpoint {current.save()}")
         return 130
@@ -450,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_command(args)
     if args.command == "sft":
         return sft_command(args)
+    if args.command == "rl":
+        return rl_command(args)
     if args.command == "rlhf":
         return rlhf_command(args)
     if args.command == "talk":

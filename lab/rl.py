@@ -130,8 +130,8 @@ class RLConfig:
 
 PRESETS: dict[str, RLConfig] = {
     # A step in about a second on a 2-core CPU with the cpu-quick tiny-chat (bench/rl.py measures it).
-    "tiny": RLConfig(),
-    "tiny-keep": RLConfig(rule="keep", learning_rate=1e-4),
+    "tiny": RLConfig(prompts_per_step=8, steps=40, held_out_problems=40),
+    "tiny-keep": RLConfig(rule="keep", learning_rate=1e-4, prompts_per_step=8, steps=40, held_out_problems=40),
 }
 
 
@@ -163,6 +163,8 @@ class RLEvent:
     checkpoint: str = ""
 
     def line(self) -> str:
+        if self.step == 0 and not self.stopped:
+            return f"step 0/{self.max_steps} · before RL · held-out {self.held_out:.0%}"
         parts = [f"step {self.step}/{self.max_steps}", f"pass {self.pass_rate:.0%}"]
         if self.held_out is not None:
             parts.append(f"held-out {self.held_out:.0%}")
@@ -401,3 +403,71 @@ def trainer_for(cfg: RLConfig) -> RLTrainer:
     model, vocab, tc = load_chat(base)
     cfg = replace(cfg, out_dir=cfg.out_dir or str(default_out()))
     return RLTrainer(cfg, model, vocab, problems(tc, tuple(cfg.tasks)), base_config=tc)
+
+
+# ---- beyond imitation (the AlphaGo point) -----------------------------------------------------------
+
+def corrupt(examples, fraction: float, seed: int = 0):
+    """A copy of `examples` where `fraction` of those with a numeric truth have a wrong worked solution:
+    the truth's number in the answer replaced by a nearby wrong one (the checker would fail it)."""
+    import random
+    import re
+
+    from lab.sft_data import Example
+    from lab.types import ChatMessage
+
+    rng = random.Random(f"corrupt:{seed}")
+    out = []
+    for e in examples:
+        if e.truth.isdigit() and rng.random() < fraction:
+            wrong = str(max(0, int(e.truth) + rng.choice([-3, -2, -1, 1, 2, 3])) or int(e.truth) + 1)
+            text = re.sub(rf"(?<![\d.]){re.escape(e.truth)}(?!\d)", wrong, e.messages[-1].content)
+            e = Example(e.messages[:-1] + (ChatMessage("assistant", text),), e.task, e.truth)
+        out.append(e)
+    return out
+
+
+class ImperfectExperiment:
+    """SFT on data with a `wrong` fraction of wrong worked solutions (lab.sft.TinyChat from scratch), then RL
+    (`rl`) from that model on the same tasks; `results` = {"data": the SFT data's accuracy, "sft": held-out pass
+    rate after SFT, "rl": after RL}. Reported as it comes out: no run is repeated or picked."""
+
+    def __init__(self, sft_cfg, rl: RLConfig, wrong: float = 0.3) -> None:
+        self.sft_cfg, self.rl_cfg, self.wrong = sft_cfg, rl, wrong
+        self.results: dict[str, float] = {}
+        self.current = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self.current is not None:
+            self.current.stop()
+
+    def run(self):
+        """Yields (phase, event): "pretrain"/"sft" (lab.train.TrainEvent), then "rl" (RLEvent)."""
+        from lab.sft import TinyChat
+
+        chat = TinyChat(self.sft_cfg)
+        train, held = chat.examples
+        chat.examples = (corrupt(train, self.wrong, self.sft_cfg.data_seed), held)
+        from lab.sft_data import checker
+
+        graded = [e for e in chat.examples[0] if e.task in self.rl_cfg.tasks and checker(e) is not None]
+        self.results["data"] = sum(checker(e)(e.messages[-1].content).passed for e in graded) / max(1, len(graded))
+        self.current = chat
+        for phase, ev in chat.run():
+            yield phase, ev
+        if self._stopped or chat.sft is None:
+            return
+        model, vocab = chat.sft.model, chat.vocab
+        base_config = {"counts": list(self.sft_cfg.counts), "data_seed": self.sft_cfg.data_seed,
+                       "held_out": self.sft_cfg.held_out, "style": self.sft_cfg.style}
+        trainer = RLTrainer(self.rl_cfg, model, vocab, problems(base_config, tuple(self.rl_cfg.tasks)),
+                            base_config=base_config)
+        self.current = trainer
+        for ev in trainer.run():
+            if ev.step == 0:
+                self.results["sft"] = ev.held_out
+            if ev.held_out is not None:
+                self.results["rl"] = ev.held_out
+            yield "rl", ev

@@ -17,7 +17,7 @@ Plain Python, no Textual.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from lab.errors import LabError
@@ -135,15 +135,19 @@ class JobRun(TrainingRun):
             self._set(state="failed", message=f"the run failed: {exc.__class__.__name__}: {exc}")
 
 
-def train_base_if_missing(cfg, run: JobRun) -> None:
-    """prepare() for RL: with no cfg.base and no tiny-chat yet, train one (lab.sft, cfg.sft_preset) first."""
-    from lab.rl import default_base
+def train_base_if_missing(cfg, run: "RLRun") -> None:
+    """prepare() for RL: when the tiny-chat RL starts from (cfg.base, else the lab's) does not exist, train it
+    first (lab.sft.TinyChat with run.sft_config, else cfg.sft_preset) into that checkpoint's folder."""
+    from pathlib import Path
 
-    if cfg.base or default_base().exists():
-        return
+    from lab.rl import default_base
     from lab.sft import PRESETS, TinyChat
 
-    chat = TinyChat(PRESETS[cfg.sft_preset])
+    base = Path(cfg.base) if cfg.base else default_base()
+    if base.exists():
+        return
+    sft_cfg = replace(run.sft_config or PRESETS[cfg.sft_preset], out_dir=str(base.parent), base="")
+    chat = TinyChat(sft_cfg)
     with run._lock:
         run._prep_job = chat
     total = chat.cfg.pretrain_iters + chat.cfg.max_iters
@@ -157,9 +161,11 @@ def train_base_if_missing(cfg, run: JobRun) -> None:
 
 
 class RLRun(JobRun):
-    """The RL view's run: lab.rl.trainer_for on an lab.rl.RLConfig, training the SFT model first if needed."""
+    """The RL view's run: lab.rl.trainer_for on an lab.rl.RLConfig, training the SFT model first if needed
+    (with `sft_config`, else the config's sft_preset)."""
 
-    def __init__(self, preset: str = "tiny") -> None:
+    def __init__(self, preset: str = "tiny", sft_config=None) -> None:
         from lab.rl import PRESETS, trainer_for
 
         super().__init__(trainer_for, preset, train_base_if_missing, tuple(PRESETS))
+        self.sft_config = sft_config

@@ -10,8 +10,8 @@ forward of the whole batch over a key/value cache (written here over the GPT mod
 `cached_logits` is checked against model.forward in the tests). A row stops at <|im_end|>, or when it
 has `max_tokens` tokens, or when it fills the model's context (block_size): then `ended` is False.
 
-Seeds: row (p, s) draws its tokens from its own torch.Generator seeded from (seed, p, s), by inverse
-CDF on one uniform per token, so the draws of a row do not depend on how many rows are in the batch;
+Seeds: row (p, s) draws its tokens by inverse CDF on uniforms from its own torch.Generator seeded
+from (seed, p, s) (drawn up front, one per token), so the draws of a row do not depend on how many rows are in the batch;
 the same inputs and seed give the same rollouts bit-for-bit on one CPU. (The logits themselves can
 differ in the last bits between batch shapes, as BLAS kernels change with the shape.)
 `cancel` (a threading.Event) is checked between tokens; a set event raises lab.errors.CancelledError.
@@ -42,17 +42,23 @@ def row_seed(seed: int, prompt: int, sample: int) -> int:
 def cached_logits(model, idx, pos, key_ok, cache: list):
     """One forward of lab.gpt.GPT's blocks over new tokens `idx` (B, T) at positions `pos` (B, T),
     appending their keys/values to `cache` (one (k, v) per block, or empty to start); `key_ok` (B, Tk)
-    marks the real (unpadded) keys of the whole sequence so far. Returns the last position's logits (B, V)."""
+    marks the real (unpadded) keys of the whole sequence so far (None: no padding anywhere). Returns the last position's logits (B, V)."""
     import torch
     import torch.nn.functional as F
 
     x = model.wte(idx) + model.wpe(pos)
     b, t, c = x.shape
-    tk = key_ok.shape[1]
-    causal = torch.ones(t, tk, dtype=torch.bool, device=x.device).tril(tk - t)
-    own = torch.zeros(t, tk, dtype=torch.bool, device=x.device)
-    own[:, tk - t:] = torch.eye(t, dtype=torch.bool, device=x.device)  # a pad query sees itself: no NaN
-    mask = ((key_ok[:, None, :] & causal) | own)[:, None]  # (B, 1, T, Tk)
+    if key_ok is None:  # no padding: plain causal attention (none at all for one new token)
+        mask = None
+    else:
+        tk = key_ok.shape[1]
+        if t == 1:
+            mask = key_ok[:, None, None, :]  # the new token itself is always a real key
+        else:
+            causal = torch.ones(t, tk, dtype=torch.bool, device=x.device).tril(tk - t)
+            own = torch.zeros(t, tk, dtype=torch.bool, device=x.device)
+            own[:, tk - t:] = torch.eye(t, dtype=torch.bool, device=x.device)  # a pad query sees itself: no NaN
+            mask = ((key_ok[:, None, :] & causal) | own)[:, None]  # (B, 1, T, Tk)
     for i, block in enumerate(model.blocks):
         attn = block.attn
         h = attn.n_head
@@ -64,7 +70,7 @@ def cached_logits(model, idx, pos, key_ok, cache: list):
             cache[i] = (k, v)
         else:
             cache.append((k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and t > 1)
         x = x + attn.proj(y.transpose(1, 2).contiguous().view(b, t, c))
         x = x + block.mlp(block.ln2(x))
     return model.head(model.ln_f(x[:, -1]))
@@ -89,12 +95,16 @@ def sample_groups(model, vocab, prompts: list[list[int]], group: int, max_tokens
     device = next(model.parameters()).device
     end = vocab.end_of_turn
     rows = [(p, s) for p in range(len(prompts)) for s in range(group)]
-    gens = [torch.Generator().manual_seed(row_seed(seed, p, s)) for p, s in rows]
     budget = [min(max_tokens, block - len(prompts[p])) for p, _ in rows]
+    width = max(1, max(budget))  # each row's uniforms, drawn up front from its own generator
+    uniforms = torch.stack([torch.rand(width, generator=torch.Generator().manual_seed(row_seed(seed, p, s)))
+                            for p, s in rows])
     pads = [longest - len(prompts[p]) for p, _ in rows]
     idx = torch.tensor([[0] * pad + list(prompts[p]) for pad, (p, _) in zip(pads, rows)], device=device)
     key_ok = torch.tensor([[False] * pad + [True] * len(prompts[p]) for pad, (p, _) in zip(pads, rows)],
                           device=device)
+    if not any(pads):
+        key_ok = None
     pos = (torch.arange(longest, device=device)[None, :] - torch.tensor(pads, device=device)[:, None]).clamp(min=0)
     out: list[list[int]] = [[] for _ in rows]
     done = [b <= 0 for b in budget]
@@ -106,30 +116,41 @@ def sample_groups(model, vocab, prompts: list[list[int]], group: int, max_tokens
         with torch.no_grad():
             logits = cached_logits(model, idx, pos, key_ok, cache)
             next_pos = pos[:, -1] + 1
-            while not all(done):
+            live = [r for r in range(len(rows)) if not done[r]]  # the batch's rows, in order
+            live_u, kept = uniforms, list(live)
+            steps = 0
+            while live:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("the rollouts were cancelled.")
+                if len(live) < logits.shape[0]:  # rows that finished leave the batch (and the cache)
+                    keep = torch.tensor(kept, device=device)
+                    logits, next_pos, live_u = logits[keep], next_pos[keep], live_u[keep.cpu()]
+                    key_ok = key_ok[keep] if key_ok is not None else None
+                    cache[:] = [(k[keep], v[keep]) for k, v in cache]
                 if temperature <= 0:
                     nxt = logits.argmax(-1).tolist()
                 else:
                     cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1).cpu()
-                    u = torch.cat([torch.rand(1, generator=g) for g in gens])
-                    u = u * cdf[:, -1]
+                    u = live_u[:, min(steps, width - 1)] * cdf[:, -1]
                     nxt = torch.searchsorted(cdf, u[:, None]).clamp(max=cdf.shape[1] - 1)[:, 0].tolist()
-                for r, t in enumerate(nxt):
-                    if done[r]:
-                        continue
+                kept = []
+                for j, (r, t) in enumerate(zip(live, nxt)):
                     out[r].append(t)
                     if t == end:
                         done[r] = ended[r] = True
                     elif len(out[r]) >= budget[r]:
                         done[r] = True
-                if all(done):
+                    else:
+                        kept.append(j)
+                live = [live[j] for j in kept]
+                if not live:
                     break
                 step = torch.tensor(nxt, device=device)[:, None]
-                key_ok = torch.cat((key_ok, torch.ones(len(rows), 1, dtype=torch.bool, device=device)), dim=1)
+                if key_ok is not None:
+                    key_ok = torch.cat((key_ok, torch.ones(len(nxt), 1, dtype=torch.bool, device=device)), dim=1)
                 logits = cached_logits(model, step, next_pos.clamp(max=block - 1)[:, None], key_ok, cache)
                 next_pos = next_pos + 1
+                steps += 1
     finally:
         model.train(was_training)
     groups: list[list[Rollout]] = [[] for _ in prompts]

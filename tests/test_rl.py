@@ -73,6 +73,19 @@ def test_rollouts_are_seeded_grouped_and_logprobs_match_the_model(vocab):
     torch.testing.assert_close(lp, ref)
 
 
+def test_a_rows_samples_do_not_depend_on_the_rest_of_the_batch(vocab):
+    """Per-row generators: prompt 0's samples alone equal its samples beside a longer, padded prompt
+    (up to float ties in the last bits of the logits, which a uniform draw hits with probability ~1e-6)."""
+    model = tiny_model(vocab)
+    short = prompts_of(vocab, 1)[0]
+    longer = vocab.encode("<|im_start|>user\nHow many r are in the word strawberry?<|im_end|>\n<|im_start|>assistant\n")
+    assert len(longer) != len(short)
+    alone = sample_groups(model, vocab, [short], 4, 16, seed=9)[0]
+    mixed = sample_groups(model, vocab, [short, longer], 4, 16, seed=9)
+    assert [r.ids for r in mixed[0]] == [r.ids for r in alone]
+    assert all(len(r.ids) <= 16 for r in mixed[1]) and len(mixed[1]) == 4
+
+
 def test_cancel_mid_rollout_stops_between_tokens(vocab):
     model = tiny_model(vocab)
     cancel = threading.Event()
