@@ -333,24 +333,26 @@ class RLTrainer:
         and where the checkpoint is (a stop writes one too)."""
         from lab.errors import CancelledError
 
-        yield RLEvent(0, self.cfg.steps, held_out=self.held_out_rate())
-        while self.step < self.cfg.steps:
-            if not self._running.is_set():
-                self._parked.set()
-                self._running.wait()
-                self._parked.clear()
-            if self._stop.is_set():
-                break
-            try:
+        finished = False
+        try:
+            yield RLEvent(0, self.cfg.steps, held_out=self.held_out_rate())
+            while self.step < self.cfg.steps:
+                if not self._running.is_set():
+                    self._parked.set()
+                    self._running.wait()
+                    self._parked.clear()
+                if self._stop.is_set():
+                    break
                 ev = self.train_step(cancel=self._stop)
-            except CancelledError:
-                break
-            if self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.steps:
-                ev = replace(ev, held_out=self.held_out_rate())
-            if self.step == self.cfg.steps:
-                ev = replace(ev, stopped="done", checkpoint=self._save())
-            yield ev
-        if self.step < self.cfg.steps:
+                if self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.steps:
+                    ev = replace(ev, held_out=self.held_out_rate())
+                if self.step == self.cfg.steps:
+                    ev = replace(ev, stopped="done", checkpoint=self._save())
+                    finished = True
+                yield ev
+        except CancelledError:  # a stop while sampling: the step in flight is dropped
+            pass
+        if not finished:
             yield RLEvent(self.step, self.cfg.steps, stopped="stopped", checkpoint=self._save())
 
     def _save(self) -> str:

@@ -232,3 +232,11 @@ def test_stop_mid_run_writes_a_checkpoint(vocab, tmp_path):
         if ev.step == 1:
             t.stop()
     assert events[-1].stopped == "stopped" and events[-1].step == 1 and (tmp_path / "ckpt.pt").exists()
+
+
+def test_stop_while_sampling_ends_the_run_stopped_not_failed(vocab, tmp_path):
+    t = RLTrainer(replace(CFG, steps=50, out_dir=str(tmp_path)), tiny_model(vocab), vocab, examples())
+    hook = t.model.head.register_forward_hook(lambda *a: t.stop())  # stop while the held-out replies are sampled
+    events = list(t.run())
+    hook.remove()
+    assert [e.stopped for e in events] == ["stopped"] and events[0].step == 0 and (tmp_path / "ckpt.pt").exists()
