@@ -240,3 +240,16 @@ def test_stop_while_sampling_ends_the_run_stopped_not_failed(vocab, tmp_path):
     events = list(t.run())
     hook.remove()
     assert [e.stopped for e in events] == ["stopped"] and events[0].step == 0 and (tmp_path / "ckpt.pt").exists()
+
+
+def test_imperfect_data_has_the_asked_fraction_of_wrong_solutions_by_the_checker():
+    from lab.rl import corrupt
+    from lab.sft_data import checker
+
+    clean = default_set(4, "working", 0, 100, 100, 100)
+    bad = corrupt(clean, 0.3, seed=4)
+    wrong = [not checker(e)(e.messages[-1].content).passed for e in bad]
+    assert all(checker(e)(e.messages[-1].content).passed for e in clean)
+    assert 0.2 < sum(wrong) / len(wrong) < 0.4
+    assert [e.truth for e in bad] == [e.truth for e in clean] and [e.question for e in bad] == [e.question for e in clean]
+    assert corrupt(clean, 0.3, seed=4) == bad
