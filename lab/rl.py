@@ -190,7 +190,7 @@ def load_chat(path: str | Path):
     ckpt = load_checkpoint(path)
     if ckpt.get("corpus_kind") != CHAT_KIND:
         raise LabError(f"{Path(path).name} is not a tiny-chat checkpoint (RL needs the chat tokens).",
-                       "Train one with `deepdive-lab sft --model tiny`.")
+                       "Train one with `deepdive-lab sft` (or start RL from the F6 rl view, which trains one first).")
     model = GPT(GPTConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model, ChatVocab(CHAT_KIND, list(ckpt["pieces"])), dict(ckpt.get("train_config", {}))
@@ -401,7 +401,8 @@ def trainer_for(cfg: RLConfig) -> RLTrainer:
     """An RLTrainer on cfg.base (or the lab's tiny-chat), writing to cfg.out_dir (or <cache>/tiny-chat-rl)."""
     base = Path(cfg.base) if cfg.base else default_base()
     if not base.exists():
-        raise LabError(f"no tiny-chat checkpoint at {base}.", "Train one with `deepdive-lab sft --model tiny`.")
+        raise LabError(f"no tiny-chat checkpoint at {base}.",
+                       "Train one with `deepdive-lab sft` (or start RL from the F6 rl view, which trains one first).")
     model, vocab, tc = load_chat(base)
     cfg = replace(cfg, out_dir=cfg.out_dir or str(default_out()))
     return RLTrainer(cfg, model, vocab, problems(tc, tuple(cfg.tasks)), base_config=tc)
