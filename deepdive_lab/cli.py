@@ -310,9 +310,11 @@ def rl_command(args) -> int:
                 print("--imperfect takes a fraction from 0 to 1", file=sys.stderr)
                 return 2
             out = cache_dir() / "rl-imperfect"
-            sft = replace(SFT_PRESETS[cfg.sft_preset], counts=(0, 0, 0, 400), out_dir=str(out / "sft"))
-            job = ImperfectExperiment(sft, replace(cfg, tasks=("arithmetic",), out_dir=str(out / "rl")),
-                                      args.imperfect)
+            base_counts = SFT_PRESETS[cfg.sft_preset].counts
+            counts = (0,) + tuple(n if task in cfg.tasks else 0 for task, n in zip(("apples", "letters", "arithmetic"),
+                                                                                   base_counts[1:]))
+            sft = replace(SFT_PRESETS[cfg.sft_preset], counts=counts, out_dir=str(out / "sft"))
+            job = ImperfectExperiment(sft, replace(cfg, out_dir=str(out / "rl")), args.imperfect)
             events = job.run()
         else:
             job = trainer_for(cfg)

@@ -190,7 +190,7 @@ def load_chat(path: str | Path):
     ckpt = load_checkpoint(path)
     if ckpt.get("corpus_kind") != CHAT_KIND:
         raise LabError(f"{Path(path).name} is not a tiny-chat checkpoint (RL needs the chat tokens).",
-                       "Train one with `deepdive-lab sft --model tiny`.")
+                       "Train one with `deepdive-lab sft` (or start RL from the F6 rl view, which trains one first).")
     model = GPT(GPTConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model, ChatVocab(CHAT_KIND, list(ckpt["pieces"])), dict(ckpt.get("train_config", {}))
@@ -333,24 +333,26 @@ class RLTrainer:
         and where the checkpoint is (a stop writes one too)."""
         from lab.errors import CancelledError
 
-        yield RLEvent(0, self.cfg.steps, held_out=self.held_out_rate())
-        while self.step < self.cfg.steps:
-            if not self._running.is_set():
-                self._parked.set()
-                self._running.wait()
-                self._parked.clear()
-            if self._stop.is_set():
-                break
-            try:
+        finished = False
+        try:
+            yield RLEvent(0, self.cfg.steps, held_out=self.held_out_rate())
+            while self.step < self.cfg.steps:
+                if not self._running.is_set():
+                    self._parked.set()
+                    self._running.wait()
+                    self._parked.clear()
+                if self._stop.is_set():
+                    break
                 ev = self.train_step(cancel=self._stop)
-            except CancelledError:
-                break
-            if self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.steps:
-                ev = replace(ev, held_out=self.held_out_rate())
-            if self.step == self.cfg.steps:
-                ev = replace(ev, stopped="done", checkpoint=self._save())
-            yield ev
-        if self.step < self.cfg.steps:
+                if self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.steps:
+                    ev = replace(ev, held_out=self.held_out_rate())
+                if self.step == self.cfg.steps:
+                    ev = replace(ev, stopped="done", checkpoint=self._save())
+                    finished = True
+                yield ev
+        except CancelledError:  # a stop while sampling: the step in flight is dropped
+            pass
+        if not finished:
             yield RLEvent(self.step, self.cfg.steps, stopped="stopped", checkpoint=self._save())
 
     def _save(self) -> str:
@@ -399,7 +401,8 @@ def trainer_for(cfg: RLConfig) -> RLTrainer:
     """An RLTrainer on cfg.base (or the lab's tiny-chat), writing to cfg.out_dir (or <cache>/tiny-chat-rl)."""
     base = Path(cfg.base) if cfg.base else default_base()
     if not base.exists():
-        raise LabError(f"no tiny-chat checkpoint at {base}.", "Train one with `deepdive-lab sft --model tiny`.")
+        raise LabError(f"no tiny-chat checkpoint at {base}.",
+                       "Train one with `deepdive-lab sft` (or start RL from the F6 rl view, which trains one first).")
     model, vocab, tc = load_chat(base)
     cfg = replace(cfg, out_dir=cfg.out_dir or str(default_out()))
     return RLTrainer(cfg, model, vocab, problems(tc, tuple(cfg.tasks)), base_config=tc)

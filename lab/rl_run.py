@@ -85,16 +85,7 @@ class JobRun(TrainingRun):
         with self._lock:
             self.last = ev
             self._events.append(ev)
-            if ev.stopped:
-                saved = " (checkpoint saved)" if ev.checkpoint else ""
-                if ev.stopped == "stopped":
-                    self.state, self.message = "stopped", f"stopped at step {ev.step}{saved}"
-                elif ev.stopped == "done":
-                    self.state, self.message = "finished", f"finished: {ev.step} steps{saved}"
-                else:
-                    self.state, self.message = "failed", f"failed at step {ev.step}: {ev.stopped}"
-                if ev.checkpoint:
-                    self.message += f" · {ev.checkpoint}"
+            self._note_end(ev)
             self.version += 1
 
     def stop(self) -> None:

@@ -232,3 +232,24 @@ def test_stop_mid_run_writes_a_checkpoint(vocab, tmp_path):
         if ev.step == 1:
             t.stop()
     assert events[-1].stopped == "stopped" and events[-1].step == 1 and (tmp_path / "ckpt.pt").exists()
+
+
+def test_stop_while_sampling_ends_the_run_stopped_not_failed(vocab, tmp_path):
+    t = RLTrainer(replace(CFG, steps=50, out_dir=str(tmp_path)), tiny_model(vocab), vocab, examples())
+    hook = t.model.head.register_forward_hook(lambda *a: t.stop())  # stop while the held-out replies are sampled
+    events = list(t.run())
+    hook.remove()
+    assert [e.stopped for e in events] == ["stopped"] and events[0].step == 0 and (tmp_path / "ckpt.pt").exists()
+
+
+def test_imperfect_data_has_the_asked_fraction_of_wrong_solutions_by_the_checker():
+    from lab.rl import corrupt
+    from lab.sft_data import checker
+
+    clean = default_set(4, "working", 0, 100, 100, 100)
+    bad = corrupt(clean, 0.3, seed=4)
+    wrong = [not checker(e)(e.messages[-1].content).passed for e in bad]
+    assert all(checker(e)(e.messages[-1].content).passed for e in clean)
+    assert 0.2 < sum(wrong) / len(wrong) < 0.4
+    assert [e.truth for e in bad] == [e.truth for e in clean] and [e.question for e in bad] == [e.question for e in clean]
+    assert corrupt(clean, 0.3, seed=4) == bad
