@@ -7,6 +7,7 @@
     deepdive-lab train --nproc 2      the same on 2 processes (torchrun, DistributedDataParallel)
     deepdive-lab sft [MODEL]          finetune on conversations headless (tiny -> tiny-chat, or Gemma with LoRA)
     deepdive-lab rl                   RL on the tiny chat model headless (grpo or keep), one line per step
+    deepdive-lab rlhf                 RLHF on tiny-chat headless: rank, reward model, RL against it
     deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
     deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
@@ -99,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--imperfect", type=float, metavar="FRACTION",
                    help="the AlphaGo experiment: SFT from scratch on data with this fraction of wrong worked "
                         "solutions, then RL; prints the held-out pass rates")
+    h = sub.add_parser("rlhf", help="RLHF on the tiny chat model with a simulated person, printing events as lines")
+    h.add_argument("--from", dest="source", default="tiny-chat", metavar="MODEL",
+                   help="the SFT model: tiny-chat (default) or a tiny-chat checkpoint path")
+    h.add_argument("--prompts", type=int, help="prompts ranked in step 1 (5 rollouts each)")
+    h.add_argument("--rm-steps", type=int, help="reward model training steps")
+    h.add_argument("--steps", type=int, help="RL steps against the reward model")
+    h.add_argument("--kl", type=float, help="KL penalty to the SFT model (a defence)")
+    h.add_argument("--patience", type=int, help="stop early after N held-out evaluations without improvement")
+    h.add_argument("--defences", action="store_true", help="run RL three times: no defence, KL penalty, early stop")
+    h.add_argument("--seed", type=int)
     s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -446,6 +457,49 @@ def apply_config(args) -> int:
     return 0
 
 
+def rlhf_command(args) -> int:
+    """The three RLHF steps headless; each event is one line, then the over-rated outputs (and the defences)."""
+    from dataclasses import replace
+
+    from lab.errors import LabError
+    from lab.rlhf import DEFENCES, RLHF, RLHFConfig, summary
+
+    changes = {k: v for k, v in {"prompts": args.prompts, "rm_steps": args.rm_steps, "rl_steps": args.steps,
+                                 "kl_coef": args.kl, "patience": args.patience, "seed": args.seed}.items()
+               if v is not None}
+    try:
+        path = args.source
+        if args.source == "tiny-chat":
+            from lab.catalogue import resolve
+
+            path = resolve("tiny-chat").path
+        job = RLHF.from_checkpoint(path, replace(RLHFConfig(), **changes))
+        arms = {"run": job}
+        for event in job.run():
+            print(event.line(), flush=True)
+        if args.defences and job.reward_model is not None:
+            for name, change in DEFENCES.items():
+                if name != "none":
+                    arms[name] = arm = job.arm(**change)
+                    for event in arm.reinforce():
+                        print(f"{name}: {event.line()}", flush=True)
+        print(job.cost().line())
+        if job.rm_accuracy is not None:
+            print(f"reward model: held-out pair accuracy {job.rm_accuracy:.1%} (chance 50%)")
+        for name, arm in arms.items():
+            print(f"{'no defence' if name == 'run' else name}: {summary(arm.curves)}")
+        print("most over-rated by the reward model:")
+        for o in job.over_rated:
+            print(f"  step {o.step} rm {o.rm_score:+.2f} true {o.true_score:.2f}  {o.prompt}\n    {o.reply!r}")
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -472,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         return sft_command(args)
     if args.command == "rl":
         return rl_command(args)
+    if args.command == "rlhf":
+        return rlhf_command(args)
     if args.command == "talk":
         return talk_command(args)
     if args.command == "serve":
