@@ -128,11 +128,12 @@ def sample_groups(model, vocab, prompts: list[list[int]], group: int, max_tokens
                     key_ok = key_ok[keep] if key_ok is not None else None
                     cache[:] = [(k[keep], v[keep]) for k, v in cache]
                 if temperature <= 0:
-                    nxt = logits.argmax(-1).tolist()
+                    picked = logits.argmax(-1)
                 else:
                     cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1).cpu()
                     u = live_u[:, min(steps, width - 1)] * cdf[:, -1]
-                    nxt = torch.searchsorted(cdf, u[:, None]).clamp(max=cdf.shape[1] - 1)[:, 0].tolist()
+                    picked = torch.searchsorted(cdf, u[:, None]).clamp_(max=cdf.shape[1] - 1)[:, 0]
+                nxt = picked.tolist()
                 kept = []
                 for j, (r, t) in enumerate(zip(live, nxt)):
                     out[r].append(t)
@@ -145,11 +146,11 @@ def sample_groups(model, vocab, prompts: list[list[int]], group: int, max_tokens
                 live = [live[j] for j in kept]
                 if not live:
                     break
-                step = torch.tensor(nxt, device=device)[:, None]
+                step = picked.to(device)[:, None]
                 if key_ok is not None:
                     key_ok = torch.cat((key_ok, torch.ones(len(nxt), 1, dtype=torch.bool, device=device)), dim=1)
-                logits = cached_logits(model, step, next_pos.clamp(max=block - 1)[:, None], key_ok, cache)
-                next_pos = next_pos + 1
+                logits = cached_logits(model, step, next_pos[:, None], key_ok, cache)
+                next_pos = next_pos + 1  # < block_size: a row stops before it fills the context
                 steps += 1
     finally:
         model.train(was_training)

@@ -61,7 +61,6 @@ async def test_rl_view_starts_shows_rollouts_stops_with_a_checkpoint_and_compare
         await pilot.press("f1", "f6")  # the run outlives leaving the screen
         await pilot.pause(0.3)
         assert "stopped at step" in shown(app.screen.query_one("#rl-readout"))
-        app.screen.query_one("#post-rl").focus()
         await pilot.press("c")  # base -> SFT -> RL on the same prompts
         assert await _until(pilot, lambda: "compare:" in shown(app.screen.query_one("#rl-rollouts")))
         text = shown(app.screen.query_one("#rl-rollouts"))

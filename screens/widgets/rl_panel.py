@@ -88,7 +88,7 @@ class RLPanel(Vertical, can_focus=True):
         if view is None:
             return
         events = view.events
-        steps = [e for e in events if e.step > 0]
+        steps = [e for e in events if e.attempts]  # the steps that sampled (not the final "stopped" note)
         held = [(e.step, e.held_out) for e in events if e.held_out is not None]
         last = view.last
         head = [f"RL ({self.rule}) · {view.state}"]
