@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=float)
     r.add_argument("--seed", type=int)
     r.add_argument("--out", help="folder of the result's ckpt.pt (default <cache>/tiny-chat-rl)")
+    r.add_argument("--model", metavar="NAME",
+                   help="a transformers chat model instead of tiny-chat (e.g. gemma-3-270m-sft): GRPO through "
+                        "trl with LoRA; presets gpu (default) or cpu-smoke; says how long it will take first")
+    r.add_argument("--yes", action="store_true", help="with --model: start without asking after the estimate")
     r.add_argument("--imperfect", type=float, metavar="FRACTION",
                    help="the AlphaGo experiment: SFT from scratch on data with this fraction of wrong worked "
                         "solutions, then RL; prints the held-out pass rates")
@@ -291,6 +295,8 @@ def rl_command(args) -> int:
     from lab.errors import LabError
     from lab.rl import PRESETS, ImperfectExperiment, trainer_for
 
+    if args.model:
+        return rl_transformers(args)
     if args.preset not in PRESETS:
         print(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
         return 2
@@ -337,6 +343,44 @@ def rl_command(args) -> int:
         current = getattr(job, "current", job)
         if current is not None:
             print(f"interrupted at step {current.step}; checkpoint {current.save()}")
+        return 130
+    return 0
+
+
+def rl_transformers(args) -> int:
+    """`rl --model NAME`: GRPO (trl) with LoRA on a transformers chat model (lab.rl_gemma)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from lab.errors import LabError
+    from lab.rl_gemma import PRESETS, GemmaRL
+
+    preset = args.preset if args.preset in PRESETS else "gpu"
+    changes = {k: v for k, v in {"steps": args.steps, "group": args.group, "prompts_per_step": args.prompts,
+                                 "beta": args.kl, "learning_rate": args.lr, "seed": args.seed,
+                                 "out_dir": args.out}.items() if v is not None}
+    if args.tasks:
+        changes["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    run = None
+    try:
+        run = GemmaRL(replace(PRESETS[preset], model=args.model, **changes))
+        print(f"estimate: {run.estimate()}", flush=True)
+        if not args.yes and sys.stdin.isatty():
+            if input("start? [y/N] ").strip().lower() not in ("y", "yes"):
+                return 0
+        last = None
+        for ev in run.run():
+            print(f"rl {ev.line()}", flush=True)
+            last = ev
+        if last is not None and last.stopped in ("done", "stopped"):
+            print(f"saved {run.save_model(f'{Path(args.model).name}-rl')}")
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if run is not None:
+            run.stop()
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
 
