@@ -57,7 +57,7 @@ class TokenView(Static):
     def fit(self, spans: Sequence[TokenSpan], focus: int, *, show_ids: bool = False, show_bytes: bool = False,
             show_ws: bool = False, height: int | None = None) -> list[TokenSpan]:
         """The part of `spans` that fills `height` lines (default: the view's) around token `focus`:
-        a third of the lines before it, the rest after, and two lines more. Drawing only what can be
+        a third of the lines before it, the rest after (and a line more). Drawing only what can be
         seen keeps a keystroke cheap on long texts. Rows are counted line by line (a line of n cells
         takes ceil(n / width) rows, with a margin for word wrapping), so a screen of short lines is
         not drawn half again."""
@@ -79,14 +79,14 @@ class TokenView(Static):
         index = {s.index: k for k, s in enumerate(spans)}
         at = index.get(focus, 0 if focus < spans[0].index else len(spans) - 1)
         start, done, line = at, 0, 0  # walking back: rows of the lines passed, cells of the line under way
-        while start > 0 and done + rows(line) <= height // 3:
+        while start > 0 and done + rows(line) < height // 3:
             last, *before = reversed(parts(spans[start - 1]))  # its pieces, from the last one back
             line += last
             for n in before:  # each break ends the line we were in; the piece before it starts the next
                 done, line = done + rows(line), n
             start -= 1
         stop, done, line = at, done, 0
-        while stop < len(spans) and done + rows(line) <= height + 2:
+        while stop < len(spans) and done + rows(line) <= height:  # stops a line past it
             first, *rest = parts(spans[stop])
             line += first
             for n in rest:
