@@ -30,6 +30,37 @@ def sandbox_line() -> str:
     return describe()
 
 
+LLAMA_CPU_BUILD = ("no (CPU build; for a GPU reinstall with CMAKE_ARGS=\"-DGGML_CUDA=on\" or \"-DGGML_METAL=on\": "
+                   "see the README)")
+
+
+def gpu_lines() -> list[str]:
+    """torch, its devices, and each GPU: name, memory, bf16 support (CUDA), or that there is none."""
+    try:
+        import torch
+    except Exception as exc:  # torch missing or broken: report, do not fail
+        return [f"torch         unavailable ({exc.__class__.__name__}: {exc})"]
+    lines = [f"torch         {torch.__version__} (CUDA build: {torch.version.cuda or 'no'})"]
+    try:
+        cuda = torch.cuda.is_available()
+        mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        devices = (["cuda"] if cuda else []) + (["mps"] if mps else []) + ["cpu"]
+        lines.append(f"devices       {', '.join(devices)} (CUDA: {'yes' if cuda else 'no'}, MPS: {'yes' if mps else 'no'})")
+        if cuda:
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                bf16 = "yes" if p.major >= 8 else "no (float16 is used)"
+                lines.append(f"GPU {i}         {p.name}, {human_size(p.total_memory)}, compute {p.major}.{p.minor}, "
+                             f"bf16: {bf16}")
+        if mps:
+            lines.append("GPU           Apple GPU (MPS), memory shared with the system, float16 (no bf16 in use)")
+        if not cuda and not mps:
+            lines.append("GPU           no GPU: torch sees neither CUDA nor MPS; models run on the CPU")
+    except Exception as exc:  # a driver that answers badly: say so, do not fail
+        lines.append(f"GPU           could not be queried ({exc.__class__.__name__}: {str(exc)[:120]})")
+    return lines
+
+
 def report(assemble: bool = True) -> list[str]:
     """Lines describing Python, libraries, devices and every model found."""
     from lab import catalogue
@@ -42,23 +73,10 @@ def report(assemble: bool = True) -> list[str]:
         f"transformers  {_version('transformers')}",
         f"tiktoken      {_version('tiktoken')}",
         f"llama.cpp     llama-cpp-python {llama_cpp_version()}, GPU offload: "
-        f"{'yes' if gpu_offload_supported() else 'no (CPU build)'}",
+        f"{'yes' if gpu_offload_supported() else LLAMA_CPU_BUILD}",
         f"sandbox       {sandbox_line()}",
     ]
-    try:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-        devices = ["cpu"]
-        if cuda:
-            devices.insert(0, f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} device(s))")
-        if mps:
-            devices.insert(0, "mps")
-        lines.append(f"torch         {torch.__version__} (CUDA build: {torch.version.cuda or 'no'})")
-        lines.append(f"devices       {', '.join(devices)}")
-    except Exception as exc:  # torch missing or broken: report, do not fail
-        lines.append(f"torch         unavailable ({exc.__class__.__name__}: {exc})")
+    lines.extend(gpu_lines())
     from lab.config import config_path
 
     where = config_path()

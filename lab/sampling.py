@@ -173,3 +173,55 @@ def sample_with_prob(logits: np.ndarray, settings: SamplingSettings, rng: np.ran
     u = rng.random() * cumulative[-1]
     token = int(min(np.searchsorted(cumulative, u, side="right"), probs.size - 1))
     return token, float(probs[token])
+
+
+def sample_rows_torch(logits, settings: SamplingSettings, uniforms: list[float], top_n: int) -> list[list[float]]:
+    """The torch twin of `sample_with_prob` (plus the raw top-n) for a batch of logits rows on any
+    device (CUDA, MPS, CPU): the filters run as tensor ops and the result crosses to the host in
+    one transfer, the only sync per step.
+
+    `logits`: a (rows, vocab) tensor; `uniforms`: one draw in [0, 1) per row from each row's
+    `make_rng` (empty when greedy: greedy draws nothing, like `sample_with_prob`).
+    Returns one list per row: [token, used_prob, raw_prob, top ids (top_n)..., top logprobs (top_n)...].
+    The same logits and the same uniform give the same token as the numpy path up to rounding
+    at a cumulative-probability boundary (float64 on the device, float32 on MPS, which has no float64).
+    Example: logits [[0, 0, 10]] greedy, top_n 1 -> [[2, 1.0, ~0.9999, 2, ~-9e-05]].
+    """
+    import torch
+
+    rows, vocab = logits.shape
+    dtype = torch.float32 if logits.device.type == "mps" else torch.float64
+    x = logits.to(dtype)
+    lse = torch.logsumexp(x, dim=-1, keepdim=True)
+    n = max(1, min(top_n, vocab))
+    top_vals, top_ids = torch.topk(x, n, dim=-1)
+    if settings.greedy:
+        token = torch.argmax(x, dim=-1, keepdim=True)
+        used = torch.ones_like(lse)
+    else:
+        y = x / settings.temperature
+        if 0 < settings.top_k < vocab:
+            kth = torch.topk(y, settings.top_k, dim=-1).values[:, -1:]
+            y = y.masked_fill(y < kth, NEG_INF)
+        if settings.top_p < 1.0:
+            sorted_y, order = torch.sort(y, dim=-1, descending=True)
+            sorted_p = torch.softmax(sorted_y, dim=-1)
+            before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # probability mass ahead of each token
+            drop_sorted = before >= settings.top_p
+            drop_sorted[:, 0] = False  # the most likely token always stays
+            drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+            y = y.masked_fill(drop, NEG_INF)
+        probs = torch.softmax(y, dim=-1)
+        cumulative = torch.cumsum(probs, dim=-1)
+        if rows == 1:  # a Python scalar: no host-to-device copy (a pageable copy would wait for the GPU)
+            u = cumulative[:, -1:] * float(uniforms[0])
+        else:
+            draws = torch.tensor(uniforms, dtype=dtype).view(rows, 1)
+            if x.device.type == "cuda":
+                draws = draws.pin_memory()
+            u = draws.to(x.device, non_blocking=True) * cumulative[:, -1:]
+        token = torch.searchsorted(cumulative, u, right=True).clamp_(max=vocab - 1)
+        used = probs.gather(-1, token)
+    raw = torch.exp(x.gather(-1, token) - lse)
+    packed = torch.cat([token.to(dtype), used, raw, top_ids.to(dtype), top_vals - lse], dim=-1)
+    return packed.cpu().tolist()

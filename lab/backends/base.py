@@ -14,6 +14,12 @@ position 0, every later id one at a time. The logits after `ids` are then a func
 way (`_plan`). A stream's prompt is its `prompt_len`, so a seeded stream is a function of
 (model, prompt, settings, seed); `logits(ids)` without `prompt_len` evaluates `ids` whole.
 
+`stream_batch` draws N samples of one prompt, one per seed, together where a backend has a
+batched path (`_batch_steps`: one forward per token for the batch), else one after another;
+sample i is the stream its seed gives alone, up to the arithmetic of a batch. A backend may
+sample on its device (`_step_logits` / `_pick_rows`); `activity` says what it does in the
+background (e.g. compiling), for a screen to show.
+
 Backends are not thread-safe: use one from one worker thread at a time.
 """
 
@@ -25,7 +31,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -131,6 +137,43 @@ class Backend(ABC):
         while len(self._prompt_logits) > 8:
             self._prompt_logits.popitem(last=False)
 
+    def _step_logits(self, ids: list[int], prompt_len: int):
+        """The logits a stream samples from after (`ids`, `prompt_len`), in whatever form
+        `_pick_rows` reads: a numpy array here; a device tensor where a backend samples on its device."""
+        return self._last_logits(ids, prompt_len)
+
+    def _pick_rows(self, rows, settings: SamplingSettings, rngs: Sequence[np.random.Generator],
+                   top_n: int) -> list[tuple[int, float, float, list[tuple[int, float]]]]:
+        """Sample one token per row of logits, each row with its own rng: (token, probability under
+        `settings`, raw probability, the raw top `top_n` as (id, logprob)). Numpy on the host."""
+        out = []
+        for logits, rng in zip(rows, rngs):
+            token, used_prob = sample_with_prob(logits, settings, rng)
+            lse = logsumexp(logits)
+            raw_prob = math.exp(float(logits[token]) - lse)
+            out.append((token, used_prob, raw_prob,
+                        [(int(i), float(logits[i]) - lse) for i in top_indices(logits, top_n)]))
+        return out
+
+    def _pick(self, logits, settings: SamplingSettings, rng: np.random.Generator,
+              top_n: int) -> tuple[int, float, float, tuple[TokenProb, ...]]:
+        """`_pick_rows` for one stream, with the top alternatives as `TokenProb`s."""
+        token, used_prob, raw_prob, top = self._pick_rows(logits[None], settings, [rng], top_n)[0]
+        return token, used_prob, raw_prob, tuple(TokenProb(i, self.token_bytes(i), math.exp(lp), lp) for i, lp in top)
+
+    def _batch_steps(self, prompt: list[int], n: int, max_tokens: int) -> Generator | None:
+        """A generator for batched sampling, or None (then `stream_batch` runs the samples one after
+        another). It yields the logits rows (n, vocab) after the prompt, then, sent one token per
+        row, the rows after each (at most `max_tokens` rows in all); every row must be what `_step_logits` gives for that sequence,
+        up to the arithmetic of a batch."""
+        return None
+
+    @property
+    def activity(self) -> str:
+        """What the backend is doing in the background, for a screen to show ("" when nothing),
+        e.g. "compiling the decode step, first time only"."""
+        return ""
+
     def _layer_logits(self, ids: Sequence[int]) -> list[np.ndarray]:
         raise LabError(f"{self.info.backend} does not expose hidden states; the logit lens needs the transformers backend.")
 
@@ -215,6 +258,28 @@ class Backend(ABC):
             pass
         assert gen.result is not None
         return gen.result
+
+    def stream_batch(self, ids: Sequence[int], settings: SamplingSettings, seeds: Sequence[int],
+                     max_tokens: int = 64, cancel: threading.Event | None = None, top_n: int = 5,
+                     stop_at_eos: bool = True, stop_text: str = "") -> BatchGeneration:
+        """N samples of one prompt, one per seed (`settings.seed` is ignored), computed together
+        where the backend can (one forward per token for the whole batch); iterate the result for
+        (sample index, `TokenEvent`). Sample i is the stream `stream(ids, settings with seeds[i])`
+        gives, up to the arithmetic of a batch (greedy: the same ids)."""
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise LabError("a batch needs at least one seed.")
+        return BatchGeneration(self, self._check_ids(ids), settings, seeds, max_tokens, cancel, top_n, stop_at_eos,
+                               stop_text)
+
+    def generate_batch(self, ids: Sequence[int], settings: SamplingSettings, seeds: Sequence[int],
+                       max_tokens: int = 64, cancel: threading.Event | None = None, top_n: int = 5,
+                       stop_at_eos: bool = True, stop_text: str = "") -> list[GenerationResult]:
+        """Run `stream_batch` to its end: one result per seed, in the seeds' order."""
+        gen = self.stream_batch(ids, settings, seeds, max_tokens, cancel, top_n, stop_at_eos, stop_text)
+        for _ in gen:
+            pass
+        return list(gen.results)
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> RenderedChat:
         """Render a conversation with the model's own chat template, then tokenize it.
@@ -333,12 +398,8 @@ class Generation:
                 reason = "context"
                 break
             with b.lock:
-                logits = b._last_logits(ids, len(self.prompt))
-            token, used_prob = sample_with_prob(logits, self.settings, rng)
-            lse = logsumexp(logits)
-            raw_prob = math.exp(float(logits[token]) - lse)
-            top = tuple(TokenProb(int(i), b.token_bytes(int(i)), math.exp(float(logits[i]) - lse),
-                                  float(logits[i]) - lse) for i in top_indices(logits, self.top_n))
+                logits = b._step_logits(ids, len(self.prompt))
+                token, used_prob, raw_prob, top = b._pick(logits, self.settings, rng, self.top_n)
             piece = b.token_bytes(token)
             ids.append(token)
             out.append(token)
@@ -356,3 +417,105 @@ class Generation:
                     break
         text_parts.append(decoder.decode(b"", final=True))
         self.result = GenerationResult(tuple(out), "".join(text_parts), reason, time.perf_counter() - t0)
+
+
+class _Sample:
+    """The running state of one sample of a batch: its tokens, text and stop reason."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = make_rng(seed)
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.ids: list[int] = []
+        self.parts: list[str] = []
+        self.tail = ""
+        self.reason = ""  # "" while running
+
+    def finish(self, t0: float) -> GenerationResult:
+        self.parts.append(self.decoder.decode(b"", final=True))
+        return GenerationResult(tuple(self.ids), "".join(self.parts), self.reason or "length",
+                                time.perf_counter() - t0)
+
+
+class BatchGeneration:
+    """An iterator of (sample index, `TokenEvent`) for N samples of one prompt; `.results` (one
+    `GenerationResult` per seed) is set once it is exhausted. `cancel` is checked before every
+    step; each sample stops on its own (eos, stop text) while the others go on."""
+
+    def __init__(self, backend: Backend, ids: list[int], settings: SamplingSettings, seeds: list[int],
+                 max_tokens: int, cancel: threading.Event | None, top_n: int, stop_at_eos: bool,
+                 stop_text: str) -> None:
+        self.backend = backend
+        self.prompt = ids
+        self.settings = settings
+        self.seeds = seeds
+        self.max_tokens = max_tokens
+        self.cancel = cancel
+        self.top_n = top_n
+        self.stop_at_eos = stop_at_eos
+        self.stop_text = stop_text
+        self.results: tuple[GenerationResult, ...] | None = None
+        self._iter = self._run()
+
+    def __iter__(self) -> Iterator[tuple[int, TokenEvent]]:
+        return self._iter
+
+    def __next__(self) -> tuple[int, TokenEvent]:
+        return next(self._iter)
+
+    def _run(self) -> Iterator[tuple[int, TokenEvent]]:
+        from dataclasses import replace
+
+        b = self.backend
+        with b.lock:
+            steps = b._batch_steps(list(self.prompt), len(self.seeds), self.max_tokens)
+        if steps is None:  # no batched path: the same samples one after another
+            results = []
+            for k, seed in enumerate(self.seeds):
+                gen = b.stream(self.prompt, replace(self.settings, seed=seed), self.max_tokens, self.cancel,
+                               self.top_n, self.stop_at_eos, self.stop_text)  # a backend's own stream (remote)
+                for ev in gen:
+                    yield k, ev
+                results.append(gen.result)
+            self.results = tuple(results)
+            return
+        samples = [_Sample(seed) for seed in self.seeds]
+        last = [0] * len(samples)  # the token each row of the batch ran last (stopped rows run on, unread)
+        t0 = time.perf_counter()
+        try:
+            rows = None
+            for index in range(self.max_tokens):
+                running = [s for s in samples if not s.reason]
+                if not running:
+                    break
+                if self.cancel is not None and self.cancel.is_set():
+                    for s in running:
+                        s.reason = "cancelled"
+                    break
+                if len(self.prompt) + index >= b.info.context_length and not b.sliding_window:
+                    for s in running:
+                        s.reason = "context"
+                    break
+                with b.lock:
+                    rows = next(steps) if rows is None else steps.send(list(last))
+                    picks = b._pick_rows(rows, self.settings, [s.rng for s in samples], self.top_n)
+                for k, (s, (token, used_prob, raw_prob, top_pairs)) in enumerate(zip(samples, picks)):
+                    last[k] = token
+                    if s.reason:
+                        continue
+                    top = tuple(TokenProb(i, b.token_bytes(i), math.exp(lp), lp) for i, lp in top_pairs)
+                    piece = b.token_bytes(token)
+                    s.ids.append(token)
+                    if self.stop_at_eos and token in b.eos_ids:
+                        s.reason = "eos"
+                        yield k, TokenEvent(index, token, piece, used_prob, raw_prob, top, "")
+                        continue
+                    text = s.decoder.decode(piece)
+                    s.parts.append(text)
+                    yield k, TokenEvent(index, token, piece, used_prob, raw_prob, top, text)
+                    if self.stop_text:
+                        s.tail = (s.tail + text)[-(len(self.stop_text) + len(text)):]
+                        if self.stop_text in s.tail:
+                            s.reason = "stop text"
+        finally:
+            steps.close()
+        self.results = tuple(s.finish(t0) for s in samples)

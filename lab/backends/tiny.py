@@ -91,3 +91,18 @@ class TinyBackend(Backend):
             logits, _ = self.model(torch.tensor([window], dtype=torch.long))
         self.tokens_evaluated += len(window)
         return logits[0, -1].float().numpy()
+
+    def _batch_steps(self, prompt: list[int], n: int, max_tokens: int):
+        """n rows in one forward per token: each row's last window, as `_last_logits` reads it."""
+        torch = self._torch
+        seqs = [list(prompt) for _ in range(n)]
+        rows = np.repeat(self._last_logits(prompt, len(prompt))[None], n, axis=0)
+        while True:
+            tokens = yield rows
+            for seq, token in zip(seqs, tokens):
+                seq.append(int(token))
+            window = [seq[-self.info.context_length:] for seq in seqs]
+            with torch.no_grad():
+                logits, _ = self.model(torch.tensor(window, dtype=torch.long))
+            self.tokens_evaluated += n * len(window[0])
+            rows = logits[:, -1].float().numpy()
