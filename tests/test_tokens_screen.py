@@ -462,3 +462,25 @@ async def test_a_long_text_draws_the_views_height_around_the_cursor(size):
         assert first and int(first.group(1).replace(",", "")) > 100
         line = text.split("\n")[120]
         assert line and line in shown(view)
+
+
+async def test_tiny_tokens_that_do_not_fill_the_view_draw_up_to_the_limit():
+    """The view first looks at a small window of tokens; where those do not fill it (one-letter
+    words), it draws the full DRAW_LIMIT around the cursor instead."""
+    import re
+
+    from screens.widgets.tokens_pane import DRAW_LIMIT, FIRST_WINDOW
+
+    text = "a " * 5000
+    exact = len(tiktoken_encoding("cl100k_base").encode(text))
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.load_text(text)
+        area.move_cursor((0, 0))
+        app.screen.retokenize()
+        await settle(app, pilot)
+        drawn = re.search(r"drawing tokens ([\d,]+)–([\d,]+) of ([\d,]+),", shown(app.screen.query_one("#token-view")))
+        assert FIRST_WINDOW < DRAW_LIMIT < exact
+        assert drawn and (drawn.group(1), drawn.group(2), drawn.group(3)) == ("1", f"{DRAW_LIMIT:,}", f"{exact:,}")
