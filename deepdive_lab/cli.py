@@ -6,6 +6,8 @@
     deepdive-lab train [--preset cpu] pretrain the tiny GPT headless, one line per step
     deepdive-lab train --nproc 2      the same on 2 processes (torchrun, DistributedDataParallel)
     deepdive-lab sft [MODEL]          finetune on conversations headless (tiny -> tiny-chat, or Gemma with LoRA)
+    deepdive-lab rl                   RL on the tiny chat model headless (grpo or keep), one line per step
+    deepdive-lab rlhf                 RLHF on tiny-chat headless: rank, reward model, RL against it
     deepdive-lab talk [TRACK]         give the talk: the lab in talk mode, one key a step
     deepdive-lab talk rehearse [TRACK] run every step headless, fill the caches, time each step
     deepdive-lab talk notes           follow the presenter notes of the talk running elsewhere
@@ -82,6 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--experiment", action="store_true",
                    help="tiny: answer-first vs working-first SFT on the word problems, scored on held-out ones")
     f.add_argument("--quiet", action="store_true", help="print only evaluation steps")
+    r = sub.add_parser("rl", help="reinforcement learning on checkable problems (tiny-chat), printing events as lines")
+    r.add_argument("--preset", default="tiny", help="tiny or tiny-keep")
+    r.add_argument("--rule", choices=["grpo", "keep"], help="grpo (group-normalised policy gradient) or keep "
+                                                             "(SFT on the rollouts that passed)")
+    r.add_argument("--base", help="the tiny-chat checkpoint to start from (default: the lab's tiny-chat)")
+    r.add_argument("--tasks", help="comma-separated: apples,letters,arithmetic")
+    r.add_argument("--steps", type=int)
+    r.add_argument("--group", type=int, help="samples per prompt (G)")
+    r.add_argument("--prompts", type=int, help="prompts per step")
+    r.add_argument("--kl", type=float, help="KL coefficient to the starting model (grpo)")
+    r.add_argument("--lr", type=float)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--out", help="folder of the result's ckpt.pt (default <cache>/tiny-chat-rl)")
+    r.add_argument("--imperfect", type=float, metavar="FRACTION",
+                   help="the AlphaGo experiment: SFT from scratch on data with this fraction of wrong worked "
+                        "solutions, then RL; prints the held-out pass rates")
+    h = sub.add_parser("rlhf", help="RLHF on the tiny chat model with a simulated person, printing events as lines")
+    h.add_argument("--from", dest="source", default="tiny-chat", metavar="MODEL",
+                   help="the SFT model: tiny-chat (default) or a tiny-chat checkpoint path")
+    h.add_argument("--prompts", type=int, help="prompts ranked in step 1 (5 rollouts each)")
+    h.add_argument("--rm-steps", type=int, help="reward model training steps")
+    h.add_argument("--steps", type=int, help="RL steps against the reward model")
+    h.add_argument("--kl", type=float, help="KL penalty to the SFT model (a defence)")
+    h.add_argument("--patience", type=int, help="stop early after N held-out evaluations without improvement")
+    h.add_argument("--defences", action="store_true", help="run RL three times: no defence, KL penalty, early stop")
+    h.add_argument("--seed", type=int)
     s = sub.add_parser("serve", help="serve the lab to a browser (textual-serve); each tab runs its own lab")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -256,6 +284,63 @@ def sft_command(args) -> int:
     return 0
 
 
+def rl_command(args) -> int:
+    """RL headless; each event is one line ("rl step 3/30 · pass 41% · ...")."""
+    from dataclasses import replace
+
+    from lab.errors import LabError
+    from lab.rl import PRESETS, ImperfectExperiment, trainer_for
+
+    if args.preset not in PRESETS:
+        print(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    changes = {k: v for k, v in {"rule": args.rule, "base": args.base, "steps": args.steps, "group": args.group,
+                                 "prompts_per_step": args.prompts, "kl_coef": args.kl, "learning_rate": args.lr,
+                                 "seed": args.seed, "out_dir": args.out}.items() if v is not None}
+    if args.tasks:
+        changes["tasks"] = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    cfg = replace(PRESETS[args.preset], **changes)
+    job = None
+    try:
+        if args.imperfect is not None:
+            from lab.paths import cache_dir
+            from lab.sft import PRESETS as SFT_PRESETS
+
+            if not 0 <= args.imperfect <= 1:
+                print("--imperfect takes a fraction from 0 to 1", file=sys.stderr)
+                return 2
+            out = cache_dir() / "rl-imperfect"
+            base_counts = SFT_PRESETS[cfg.sft_preset].counts
+            counts = (0,) + tuple(n if task in cfg.tasks else 0 for task, n in zip(("apples", "letters", "arithmetic"),
+                                                                                   base_counts[1:]))
+            sft = replace(SFT_PRESETS[cfg.sft_preset], counts=counts, out_dir=str(out / "sft"))
+            job = ImperfectExperiment(sft, replace(cfg, out_dir=str(out / "rl")), args.imperfect)
+            events = job.run()
+        else:
+            job = trainer_for(cfg)
+            print(f"{cfg.rule} on {job.model.n_params():,} parameters: {len(job.train_set)} training problems, "
+                  f"{len(job.held_set)} held-out, {cfg.prompts_per_step} prompts x {cfg.group} samples a step",
+                  flush=True)
+            events = (("rl", e) for e in job.run())
+        for phase, ev in events:
+            if phase != "rl" and not (ev.val_loss is not None or ev.stopped):
+                continue
+            print(f"{phase} {ev.line()}", flush=True)
+        if isinstance(job, ImperfectExperiment) and job.results:
+            r = job.results
+            print(f"SFT data right: {r['data']:.0%} · held-out after SFT: {r.get('sft', float('nan')):.0%} · "
+                  f"after RL: {r.get('rl', float('nan')):.0%}")
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        current = getattr(job, "current", job)
+        if current is not None:
+            print(f"interrupted at step {current.step}; checkpoint {current.save()}")
+        return 130
+    return 0
+
+
 def print_remotes() -> None:
     """The remotes (presets and the config file) with what each can do; keys never printed."""
     from lab import remotes
@@ -372,6 +457,49 @@ def apply_config(args) -> int:
     return 0
 
 
+def rlhf_command(args) -> int:
+    """The three RLHF steps headless; each event is one line, then the over-rated outputs (and the defences)."""
+    from dataclasses import replace
+
+    from lab.errors import LabError
+    from lab.rlhf import DEFENCES, RLHF, RLHFConfig, summary
+
+    changes = {k: v for k, v in {"prompts": args.prompts, "rm_steps": args.rm_steps, "rl_steps": args.steps,
+                                 "kl_coef": args.kl, "patience": args.patience, "seed": args.seed}.items()
+               if v is not None}
+    try:
+        path = args.source
+        if args.source == "tiny-chat":
+            from lab.catalogue import resolve
+
+            path = resolve("tiny-chat").path
+        job = RLHF.from_checkpoint(path, replace(RLHFConfig(), **changes))
+        arms = {"run": job}
+        for event in job.run():
+            print(event.line(), flush=True)
+        if args.defences and job.reward_model is not None:
+            for name, change in DEFENCES.items():
+                if name != "none":
+                    arms[name] = arm = job.arm(**change)
+                    for event in arm.reinforce():
+                        print(f"{name}: {event.line()}", flush=True)
+        print(job.cost().line())
+        if job.rm_accuracy is not None:
+            print(f"reward model: held-out pair accuracy {job.rm_accuracy:.1%} (chance 50%)")
+        for name, arm in arms.items():
+            print(f"{'no defence' if name == 'run' else name}: {summary(arm.curves)}")
+        print("most over-rated by the reward model:")
+        for o in job.over_rated:
+            print(f"  step {o.step} rm {o.rm_score:+.2f} true {o.true_score:.2f}  {o.prompt}\n    {o.reply!r}")
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -396,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         return train_command(args)
     if args.command == "sft":
         return sft_command(args)
+    if args.command == "rl":
+        return rl_command(args)
+    if args.command == "rlhf":
+        return rlhf_command(args)
     if args.command == "talk":
         return talk_command(args)
     if args.command == "serve":

@@ -128,12 +128,17 @@ FINETUNED_DIR = "finetuned"  # under the cache: one HF folder per finetuned mode
 
 
 def lab_trained() -> list[CatalogueEntry]:
-    """Models trained here: `tiny-chat` and its base before SFT, `tiny-chat-base` (lab.sft), and the
+    """Models trained here: `tiny-chat` and its base before SFT, `tiny-chat-base` (lab.sft), the same after
+    RL (`tiny-chat-rl`, lab.rl) and after RLHF (`tiny-chat-rlhf`, lab.rlhf), and the
     finetuned HF folders (lab.lora), by name."""
     out = []
     for name, chat, source in (("tiny-chat", cache_dir() / "tiny-chat" / "ckpt.pt", "finetuned by the lab"),
                                ("tiny-chat-base", cache_dir() / "tiny-chat" / "base" / "ckpt.pt",
-                                "pretrained by the lab (tiny-chat before SFT)")):
+                                "pretrained by the lab (tiny-chat before SFT)"),
+                               ("tiny-chat-rl", cache_dir() / "tiny-chat-rl" / "ckpt.pt",
+                                "tiny-chat after RL on checked problems (lab.rl)"),
+                               ("tiny-chat-rlhf", cache_dir() / "tiny-chat" / "rlhf" / "ckpt.pt",
+                                "tiny-chat after RL against a reward model (lab.rlhf)")):
         if chat.exists():
             out.append(CatalogueEntry(name, str(chat), "tiny", source, chat.stat().st_size))
     for config in sorted((cache_dir() / FINETUNED_DIR).glob("*/config.json")):

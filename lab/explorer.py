@@ -15,6 +15,12 @@ Every state is the backend's canonical one for (path, prompt length): the prompt
 whole, each token after it alone, as a stream would. So the bars shown for a path do not
 depend on the order in which it was reached (picked, prefetched, undone and redone).
 
+With a `LogitsStore` (the rehearsal cache on disk), a state missing from memory is read from
+disk before the model is asked, and, while `record()` holds (talk mode), a state computed live
+is written there: a rehearsed talk then shows its Next-token steps without a forward pass. The
+store is keyed by everything that changes the numbers (the model's identity, the ids, the prompt
+length) and holds the float32 logits exactly, so a stored state is the live one bit for bit.
+
 Thread safety: the path (history and position) changes only under the explorer's own lock, so
 a worker appending tokens while the UI thread undoes or redoes leaves a consistent path (each
 state is the one before it plus one token). Read the path at one instant with `state()`.
@@ -22,10 +28,14 @@ state is the one before it plus one token). Read the path at one instant with `s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,13 +58,50 @@ class FilteredRow:
     prob: float  # after temperature / top-k / top-p
 
 
+class LogitsStore:
+    """Explorer states on disk: one float32 `.npy` per (model identity, ids, prompt length).
+
+    A missing, damaged or wrong-shaped file is a miss; a folder that cannot be written only
+    costs the replay (the state is computed live). Files are written atomically."""
+
+    def __init__(self, folder: Path, model: str, vocab_size: int) -> None:
+        self.folder, self.model, self.vocab_size = Path(folder), model, vocab_size
+
+    def path(self, ids: Sequence[int], prompt_len: int) -> Path:
+        key = hashlib.sha256(json.dumps([self.model, [int(i) for i in ids], int(prompt_len), 1]).encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def get(self, ids: Sequence[int], prompt_len: int) -> np.ndarray | None:
+        try:
+            found = np.load(self.path(ids, prompt_len), allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if found.dtype != np.float32 or found.shape != (self.vocab_size,):
+            return None
+        return found
+
+    def put(self, ids: Sequence[int], prompt_len: int, logits: np.ndarray) -> None:
+        path = self.path(ids, prompt_len)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(logits, dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a read-only cache only costs the replay
+
+
 class Explorer:
-    def __init__(self, backend) -> None:
+    def __init__(self, backend, store: LogitsStore | None = None, record: Callable[[], bool] = lambda: False) -> None:
         self.backend = backend
+        self.store = store  # the rehearsal cache on disk, read on a miss in memory
+        self.record = record  # while true, states computed live are written to `store`
         self.history: list[PathStep] = []
         self.position = -1
-        self.model_calls = 0  # forward passes asked of the backend for the path (cache hits excluded)
-        self.prefetch_calls = 0  # forward passes run ahead of the user, in the background
+        self.model_calls = 0  # states of the path computed (live or read from `store`; memory hits excluded)
+        self.prefetch_calls = 0  # states computed ahead of the user, in the background (idem)
+        self.live_calls = 0  # states of the path the backend computed (neither memory nor `store` held them)
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states of the path
         self._ahead: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()  # states one key away
         self._lock = threading.Lock()  # guards both caches and the in-flight table
@@ -167,7 +214,7 @@ class Explorer:
                 event.wait()  # another thread is computing exactly this state
                 continue
             try:
-                found = self.backend.logits(list(key), prompt_len=min(prompt_len, len(key)))
+                found = self._disk_or_live(key, min(prompt_len, len(key)), ahead)
             finally:
                 with self._lock:
                     del self._inflight[key]
@@ -182,6 +229,18 @@ class Explorer:
                     self.model_calls += 1
                     self._store(self._cache, key, found, 64)
             return found
+
+    def _disk_or_live(self, key: tuple[int, ...], prompt_len: int, ahead: bool) -> np.ndarray:
+        found = self.store.get(key, prompt_len) if self.store is not None else None
+        if found is not None:
+            return found
+        found = self.backend.logits(list(key), prompt_len=prompt_len)
+        if not ahead:
+            with self._lock:
+                self.live_calls += 1
+        if self.store is not None and self.record():
+            self.store.put(key, prompt_len, found)
+        return found
 
     @staticmethod
     def _store(cache: OrderedDict, key, value, limit: int) -> None:

@@ -43,7 +43,7 @@ FIELDS: dict[str, dict[str, tuple[type, tuple | None]]] = {
     "failures": {"card": (str, None), "values": (dict, None), "role": (str, ("chat", "base")),
                  "samples": (int, None), "seed": (int, None), "temperature": (float, None), "run": (bool, None)},
     "training": {"preset": (str, None)},
-    "post": {"view": (str, ("dataset", "run", "experiment")), "conversation": (int, None),
+    "post": {"view": (str, ("dataset", "run", "experiment", "rl", "rlhf")), "conversation": (int, None),
              "task": (str, ("identity", "apples", "letters", "arithmetic"))},
 }
 COMMON = {"screen", "caption", "notes", "keys", "model"}

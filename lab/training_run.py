@@ -100,17 +100,21 @@ class TrainingRun:
                 self._val_losses.append(ev.val_loss)
             if ev.sample is not None:
                 self._samples.append((ev.step, ev.sample))
-            if ev.stopped:
-                saved = " (checkpoint saved)" if ev.checkpoint else ""
-                if ev.stopped == "stopped":
-                    self.state, self.message = "stopped", f"stopped at step {ev.step}{saved}"
-                elif ev.stopped == "done":
-                    self.state, self.message = "finished", f"finished: {ev.step} steps{saved}"
-                else:
-                    self.state, self.message = "failed", f"failed at step {ev.step}: {ev.stopped}"
-                if ev.checkpoint:
-                    self.message += f" · {ev.checkpoint}"
+            self._note_end(ev)
             self.version += 1
+
+    def _note_end(self, ev) -> None:
+        """State and message from an event's `stopped` and `checkpoint` (under the lock)."""
+        if ev.stopped:
+            saved = " (checkpoint saved)" if ev.checkpoint else ""
+            if ev.stopped == "stopped":
+                self.state, self.message = "stopped", f"stopped at step {ev.step}{saved}"
+            elif ev.stopped == "done":
+                self.state, self.message = "finished", f"finished: {ev.step} steps{saved}"
+            else:
+                self.state, self.message = "failed", f"failed at step {ev.step}: {ev.stopped}"
+            if ev.checkpoint:
+                self.message += f" · {ev.checkpoint}"
 
     def set_preset(self, name: str) -> None:
         """Choose the preset of the next run (refused while a run is going, or for an unknown name)."""

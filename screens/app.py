@@ -85,6 +85,9 @@ class LabApp(App):
         self.sft_run = None  # the Post-training screen's tiny-chat run (lab.sft_run.SFTRun), made on first use
         self.sft_dir = sft_dir or cache_dir() / "tiny-chat"  # where that run writes (what opens as tiny-chat)
         self.sft_config = None  # its lab.sft.SFTConfig (None: the cpu-quick preset, written to sft_dir)
+        self.rl_run = None  # the RL view's run (lab.rl_run.RLRun), made on first use; quitting stops it
+        self.rl_config = None  # its lab.rl.RLConfig (None: the preset of the chosen rule)
+        self.rlhf_run = None  # Post-training's RLHF job (lab.rlhf_run.RLHFRun), made on first use
         self.failures_dir = failures_dir or cache_dir() / "failures"  # cached answers of the failure demos
         self.samples_dir = samples_dir or cache_dir() / "samples"  # cached Base vs chat samples
         self.session = session
@@ -400,6 +403,10 @@ class LabApp(App):
         self.training.shutdown()  # a run in progress stops with a final checkpoint
         if self.sft_run is not None:
             self.sft_run.shutdown()
+        if self.rl_run is not None:
+            self.rl_run.shutdown()  # writes the RL checkpoint
+        if self.rlhf_run is not None:
+            self.rlhf_run.shutdown()  # stops RL and writes its policy beside tiny-chat (rlhf/ckpt.pt)
         for screen in self._mode_screens().values():
             cancel = getattr(screen, "action_cancel", None)
             if cancel is not None:

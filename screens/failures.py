@@ -37,13 +37,12 @@ MAX_VARIANTS = 2
 
 
 @dataclass
-class AnswerUpdate(Message):
-    """A new state of one answer, from the worker thread."""
+class AnswerUpdate(Message, bubble=False):
+    """New states of answers, from the worker thread: (variant, index, lab.failures.Answer) each.
+    Answers replayed from the cache travel together, so a rehearsed card is drawn once."""
 
     run: int
-    variant: int
-    index: int
-    answer: object  # lab.failures.Answer
+    updates: tuple[tuple[int, int, object], ...]
 
 
 @dataclass
@@ -120,7 +119,8 @@ class FailuresScreen(Screen):
         keys = [c.key for c in CARDS]
         self.show_card(keys[(keys.index(self.card.key) + 1) % len(keys)])
 
-    def show_card(self, key: str) -> None:
+    def show_card(self, key: str, refresh: bool = True) -> None:
+        """Show card `key`; `refresh=False` leaves rebuilding its experiment to the caller."""
         self.action_cancel()
         self.card = CARD_BY_KEY[key]
         self.query_one("#fl-fields", ContentSwitcher).current = f"fl-fields-{key}"
@@ -129,7 +129,8 @@ class FailuresScreen(Screen):
         if cards.highlighted != index:
             with cards.prevent(OptionList.OptionHighlighted):  # not a second show_card from our own move
                 cards.highlighted = index
-        self.refresh_card(reset=True)
+        if refresh:
+            self.refresh_card(reset=True)
 
     def values(self) -> dict[str, str]:
         return {f.key: self.query_one(f"#fl-{self.card.key}-{f.key}", Input).value for f in self.card.fields}
@@ -230,7 +231,7 @@ class FailuresScreen(Screen):
 
     def action_run(self, use_cache: bool = True) -> None:
         self.action_cancel()
-        self.refresh_card()
+        self.refresh_card(reset=True)  # the card's views, answers cleared: the run fills them
         experiment = self.experiment
         if experiment is None:
             return
@@ -247,37 +248,76 @@ class FailuresScreen(Screen):
         except LabError as exc:
             views[0].reset(experiment.variants[0], 0, str(exc))
             return
+        run, cache = self.runs.start(), self.cache()  # a new run id: what the last run still sends is dropped
+        if use_cache and self._replay(backend, experiment, prompts, settings, n, seed, cache, views):
+            self.runs.stop()
+            return
         for k, v in enumerate(experiment.variants):
             views[k].reset(v, n)
-        run, cache = self.runs.start(), self.cache()
         self.run_worker(lambda: self._sample(backend, experiment, prompts, settings, n, seed, run.id, run.cancel,
                                              cache, use_cache),
                         name="failures", group="failures", thread=True, exclusive=True, exit_on_error=False)
+
+    @staticmethod
+    def _replay(backend, experiment, prompts, settings, n, seed, cache: AnswerCache, views) -> bool:
+        """Show every answer of the run at once when the cache holds them all (a rehearsed card:
+        a few small JSON files, read here so the card is drawn once); False, showing nothing,
+        when one is missing (the worker then samples what is not cached)."""
+        from lab.runs import model_identity
+
+        model, found = model_identity(backend), []
+        for variant, prompt in zip(experiment.variants, prompts):
+            row = [cache.get(AnswerCache.key(model, prompt, settings, variant.max_tokens, seed + i, variant.tool))
+                   for i in range(n)]
+            if None in row:
+                return False
+            found.append(row)
+        for view, variant, row in zip(views, experiment.variants, found):
+            view.reset(variant, 0)
+            view.answers = row
+            view.redraw()
+        return True
 
     def _sample(self, backend, experiment, prompts, settings, n, seed, run, cancel, cache, use_cache) -> None:
         """Worker thread: answer i of every variant, then answer i+1, so pass rates grow side by side."""
         from lab.failures import run_answers
 
+        batch: list[tuple[int, int, object]] = []  # cached answers not posted yet
+
+        def flush() -> None:
+            if batch:
+                self.post_message(AnswerUpdate(run, tuple(batch)))
+                batch.clear()
+
         try:
             for i in range(n):
                 for k, (variant, prompt) in enumerate(zip(experiment.variants, prompts)):
                     def emit(_, answer, k=k, i=i):
-                        self.post_message(AnswerUpdate(run, k, i, answer))
+                        batch.append((k, i, answer))
+                        if not answer.cached:  # sampled now: shown as it streams
+                            flush()
                     run_answers(backend, variant, prompt, settings, [seed + i], emit, cancel, cache, use_cache)
         except Exception as exc:  # never a traceback on screen: say what failed
+            flush()
             self.post_message(RunDone(run, f"{exc.__class__.__name__}: {exc}"))
             return
+        flush()
         self.post_message(RunDone(run))
 
     def on_answer_update(self, message: AnswerUpdate) -> None:
         if not self.runs.is_current(message.run):
             return
-        view = self.query_one(f"#fl-result-{message.variant}", ResultView)
-        if not message.answer.cached and self.app.talk is not None:
-            self.app.talk.mark_live()
-        if message.index < len(view.answers):
-            view.answers[message.index] = message.answer
-            view.redraw()
+        views = list(self.query(ResultView))
+        changed = set()
+        for variant, index, answer in message.updates:
+            if not answer.cached and self.app.talk is not None:
+                self.app.talk.mark_live()
+            view = views[variant]
+            if index < len(view.answers):
+                view.answers[index] = answer
+                changed.add(variant)
+        for variant in sorted(changed):
+            views[variant].redraw()  # once per message, however many answers it brought
 
     def on_run_done(self, message: RunDone) -> None:
         if not self.runs.is_current(message.run):
@@ -302,7 +342,7 @@ class FailuresScreen(Screen):
         """Take a talk step's state (see lab.talk.FIELDS["failures"]); "run" samples."""
         self.action_cancel()
         if "card" in fields:
-            self.show_card(fields["card"])
+            self.show_card(fields["card"], refresh=False)  # one refresh below, with the step's values
         if "role" in fields:
             self.role = fields["role"]
         with self.prevent(Input.Changed):  # one refresh below, not one per box
@@ -311,9 +351,10 @@ class FailuresScreen(Screen):
             for key in ("samples", "seed", "temperature"):
                 if key in fields:
                     self.query_one(f"#fl-{key}", NumberField).value = str(fields[key])
-        self.refresh_card(reset=True)
         if fields.get("run"):
-            self.action_run()
+            self.action_run()  # rebuilds the card itself
+        else:
+            self.refresh_card(reset=True)
 
     # ---- saving, opening, exporting ------------------------------------------------------
     def state(self) -> dict:

@@ -104,6 +104,7 @@ class NextTokenScreen(Screen):
         self._prompt_for: tuple = (None, "")  # (explorer, text) of the prompt last sent to the model
         self._job = self._job_done = 0  # the last prompt/step job started, and the last of those finished
         self._pending: list[BarsView.Command] = []  # keys pressed while a job ran: applied in order after it
+        self._live_seen: tuple = (None, 0)  # (explorer, its live_calls) at the last finished job
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
@@ -158,12 +159,24 @@ class NextTokenScreen(Screen):
         if self.explorer is None or self.explorer.backend is not backend:
             from lab.explorer import Explorer
 
-            self.explorer = Explorer(backend)
+            self.explorer = Explorer(backend, self._logits_store(backend), record=lambda: self.app.talk is not None)
             self._pending.clear()
             if self._saved_path is not None:
                 self._restore_path()
             else:
                 self.run_prompt()
+
+    def _logits_store(self, backend):
+        """The rehearsal cache of this model's states (beside the sample cache), written in talk
+        mode; none for a remote server (its numbers are its own, and only the top few are known)."""
+        if backend.capabilities.logprobs_top_n or getattr(self.app, "samples_dir", None) is None:
+            return None
+        from pathlib import Path
+
+        from lab.explorer import LogitsStore
+        from lab.runs import model_identity
+
+        return LogitsStore(Path(self.app.samples_dir) / "logits", model_identity(backend), backend.info.vocab_size)
 
     def action_switch_model(self) -> None:
         """Chat <-> base; the prompt text stays."""
@@ -213,6 +226,10 @@ class NextTokenScreen(Screen):
         if explorer is not self.explorer:
             return
         self.set_reactive(NextTokenScreen.status, message)  # redraw() below shows it
+        seen = self._live_seen[1] if self._live_seen[0] is explorer else 0
+        self._live_seen = (explorer, explorer.live_calls)
+        if explorer.live_calls > seen and self.app.talk is not None:
+            self.app.talk.mark_live()  # the step's state was not in the rehearsal cache: computed now
         if message:
             self._pending.clear()
             self.notify(message, severity="warning", timeout=6)

@@ -1,9 +1,10 @@
 """Post-training (first part): conversations as tokens with the loss mask, and a live SFT run.
 
-Two views (v switches): the dataset, one conversation of the lab's SFT set at a time, rendered by
+Views (v switches): the dataset, one conversation of the lab's SFT set at a time, rendered by
 the chat model's own template and tokenizer with the loss mask drawn on the tokens (n / b: next,
 previous); and the run, the tiny GPT pretrained then finetuned into `tiny-chat` (s start, p pause,
 x stop), with the loss plot, tokens/s and the samples of held-out questions at each evaluation.
+The rlhf view is screens.widgets.rlhf_panel (rank rollouts, a reward model, RL against it).
 o opens Base vs chat with the model before SFT as the base and after it as the chat model.
 The run belongs to the app (`lab.sft_run.SFTRun`): leaving the screen does not stop it.
 """
@@ -29,9 +30,11 @@ from screens.widgets import ModelStatus
 from screens.widgets.conversation_view import ConversationShown, ConversationView
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.loss_plot import LossPlot
+from screens.widgets.rl_panel import RLPanel
+from screens.widgets.rlhf_panel import RLHFPanel
 
 PRESET = "cpu-quick"
-VIEWS = ("dataset", "run", "experiment")
+VIEWS = ("dataset", "run", "experiment", "rl", "rlhf")
 CHECKER_WORDS = ('checker (code, the Failures screen\'s): the number after "The answer is" (else the first number '
                  "that is not one of the question's) must equal the price computed from the question")
 
@@ -87,6 +90,9 @@ class PostTrainingScreen(Screen):
                         yield Static(id="post-exp-answer")
                     with VerticalScroll(id="post-exp-working-pane"):
                         yield Static(id="post-exp-working")
+            yield RLPanel(id="post-rl")
+            with Vertical(id="post-rlhf"):
+                yield RLHFPanel(id="rlhf-panel")  # RLHF: its own keys while it has focus
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -135,6 +141,10 @@ class PostTrainingScreen(Screen):
 
     def watch_view_name(self, name: str) -> None:
         self.query_one("#post-switch", ContentSwitcher).current = f"post-{name}"
+        if name == "rl":  # its keys (s, p, x, r, c) work while it has focus
+            self.query_one("#post-rl", RLPanel).focus()
+        if name == "rlhf":
+            self.query_one(RLHFPanel).focus()
         self.refresh_bindings()
 
     # ---- run view --------------------------------------------------------------------------
@@ -202,6 +212,8 @@ class PostTrainingScreen(Screen):
             return False
         if action == "experiment" and self.view_name != "experiment":
             return False
+        if self.view_name == "rl" and action in ("start", "pause", "stop", "before_after"):
+            return False  # the RL panel's own keys
         view = self.run_view
         active = view is not None and view.active
         enabled = {"start": not active, "experiment": not active,

@@ -33,14 +33,42 @@ def position_file() -> Path:
     return cache_dir() / "talk" / "position.json"
 
 
+_frozen = False  # the warm lab is frozen out of the garbage collector's full collections
+
+
+def freeze() -> None:
+    """Collect, then freeze what exists (the warm lab: models, screens) so a full collection
+    during a step scans only what the talk made since; `thaw` undoes it."""
+    global _frozen
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _frozen = True
+
+
+def thaw() -> None:
+    """Give the frozen objects back to the collector (the talk is left, or the app closes)."""
+    global _frozen
+    if _frozen:
+        import gc
+
+        gc.unfreeze()
+        _frozen = False
+
+
 class TalkCaption(Static):
-    """The talk's line at the bottom of a screen: step n/N, the caption, and notes on request."""
+    """The talk's line at the bottom of a screen: step n/N, the caption, and notes on request.
+    Removed when the talk is left or the app closes: then the lab frozen by `warm` thaws."""
 
     DEFAULT_CSS = """
     TalkCaption { height: auto; max-height: 8; background: $primary-background; color: $text;
                   padding: 0 1; text-style: bold; }
     TalkCaption.-error { background: $error 40%; }
     """
+
+    def on_unmount(self) -> None:
+        thaw()
 
 
 class StepList(ModalScreen[int]):
@@ -92,13 +120,16 @@ class TalkMode:
 
     async def warm(self) -> None:
         """Build every screen the track uses before the first step, so a step on stage never pays
-        for building its screen (the first visit to an area mounts all its widgets)."""
+        for building its screen (the first visit to an area mounts all its widgets). Then collect
+        and freeze what exists: a full collection during a step scanned all of it (about 200 ms on a
+        loaded 2-core CPU); frozen, it scans only what the talk made since."""
         first = self.app.current_mode
         for mode in dict.fromkeys(s.screen for s in self.track.steps if not s.error):
             if mode != self.app.current_mode:
                 await self.app.switch_mode(mode)
         if self.app.current_mode != first:
             await self.app.switch_mode(first)
+        freeze()
 
     async def go(self, index: int) -> None:
         """Put the lab in the state of step `index` (0-based; clamped to the track)."""

@@ -93,3 +93,34 @@ def test_appends_from_a_worker_racing_undo_and_redo_keep_the_path_consistent(smo
     # the logits kept for the last state are that state's: the engine's canonical ones, bit for bit
     np.testing.assert_array_equal(ex.logits(), smol.logits(list(last), prompt_len=len(prompt)))
     assert np.abs(ex.logits() - ex.cached(last[:-1])).max() > 1.0
+
+
+def test_the_rehearsal_cache_gives_the_live_states_bit_for_bit_and_survives_damage(smol, tmp_path):
+    from lab.explorer import LogitsStore
+    from lab.runs import model_identity
+
+    store = lambda: LogitsStore(tmp_path / "logits", model_identity(smol), smol.info.vocab_size)  # noqa: E731
+    rehearsal = Explorer(smol, store(), record=lambda: True)
+    ids = rehearsal.set_prompt("The capital of France is")
+    token = rehearsal.filtered(SamplingSettings(), 2)[1].id
+    rehearsal.append(token, "picked #2")
+    assert rehearsal.live_calls == 2 and len(list((tmp_path / "logits").rglob("*.npy"))) == 2
+
+    stage = Explorer(smol, store())
+    stage.set_prompt("The capital of France is")
+    stage.append(token, "picked #2")
+    assert stage.live_calls == 0 and stage.model_calls == rehearsal.model_calls  # both states read from disk
+    live = smol.logits(list(ids) + [token], prompt_len=len(ids))
+    np.testing.assert_array_equal(stage.logits(), live)
+    np.testing.assert_array_equal(stage.cached(ids), smol.logits(list(ids)))
+
+    # the prompt length is part of the key: the same ids evaluated whole are another state
+    assert store().get(ids + (token,), len(ids) + 1) is None
+    # a damaged or truncated file is a miss, computed live again (and not written when not recording)
+    for path in (tmp_path / "logits").rglob("*.npy"):
+        path.write_bytes(path.read_bytes()[:100])
+    cold = Explorer(smol, store())
+    cold.set_prompt("The capital of France is")
+    assert cold.live_calls == 1
+    np.testing.assert_array_equal(cold.logits(), smol.logits(list(ids)))
+    assert all(p.stat().st_size == 100 for p in (tmp_path / "logits").rglob("*.npy"))

@@ -69,8 +69,12 @@ async def test_typing_a_word_and_letter_recomputes_the_truth():
 
 
 async def test_pass_rate_on_screen_is_the_checker_applied_to_the_answers_shown():
+    from screens.failures import AnswerUpdate
+
     app = make_test_app()
-    async with app.run_test(size=(120, 50)) as pilot:
+    updates = []
+    hook = lambda m: updates.append(m) if isinstance(m, AnswerUpdate) else None  # noqa: E731
+    async with app.run_test(size=(120, 50), message_hook=hook) as pilot:
         s = await open_screen(pilot, app, samples="3")
         await pilot.press("ctrl+g")
         await settle(app, pilot)
@@ -93,11 +97,15 @@ async def test_pass_rate_on_screen_is_the_checker_applied_to_the_answers_shown()
         ref = backend.generate(list(prompt.ids), SamplingSettings(temperature=0.7, top_p=0.95, seed=1),
                                variant.max_tokens)
         assert ref.text.strip() == answers[0].text
-        # run again: replayed from the cache, the same answers
+        assert [len(m.updates) for m in updates] == [1] * len(updates)  # sampled live: shown as each streams
+        # run again: replayed from the cache at once, the same answers, with no worker and no message
+        updates.clear()
         await pilot.press("ctrl+g")
-        await settle(app, pilot)
         assert [a.text for a in view.answers] == [a.text for a in answers]
+        assert not updates and not [w for w in app.workers if w.group == "failures" and w.is_running]
+        await settle(app, pilot)
         assert all(a.cached for a in view.answers) and "cached" in shown(view)
+        assert shown(view).replace(" · cached", "") == screen_text
         # re-roll: the next seeds
         await pilot.press("ctrl+r")
         await settle(app, pilot)

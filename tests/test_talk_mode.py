@@ -1,6 +1,8 @@
 """Talk mode, driven as a presenter would: PageDown/PageUp (a clicker), arrows where no text
 box has focus, F9 for the step list, Esc to leave; each step puts its screen in its state."""
 
+import gc
+
 from textual.widgets import Checkbox, Input
 
 from lab.talk import parse_track
@@ -73,9 +75,11 @@ async def test_a_presenter_walks_the_track_with_a_clicker():
         await settle(app, pilot)
         assert app.screen.card.key == "compare"
 
+        assert gc.get_freeze_count() > 0  # the warm lab is out of the full collections while the talk runs
         await pilot.press("escape")
         await pilot.pause()
         assert app.talk is None and not app.screen.query(TalkCaption)
+        assert gc.get_freeze_count() == 0  # left: the collector has it all back
         assert app.screen.card.key == "compare"  # the lab stays as it is
         await pilot.press("pagedown")  # keys are the screen's own again: the card list pages down
         await pilot.pause()
