@@ -9,7 +9,8 @@ busy machine slows both alike): a bare step (the same model shape, optimizer, ba
 clipping, no events, evaluation or samples) on a second model. Their ratio shows what the lab's
 loop costs on top of the arithmetic (target: >= 0.95).
 
-Figures from elsewhere, for orientation only (DESIGN.md, nanoGPT's own train.py on this machine
+nanoGPT's own train.py, run side by side with the lab: bench/train_vs_nanogpt.py. Figures from
+elsewhere, for orientation only (DESIGN.md, nanoGPT's own train.py on this machine
 type): 2 min 24 s wall, 55-75 ms per iteration, final val loss 1.886.
 
     python bench/train_cpu.py [--iters 2000]

@@ -433,3 +433,54 @@ async def test_no_control_lost_at_80_by_24(view):
             assert app.screen.region.contains_region(region), control
             label = str(control.label) if isinstance(control, (Checkbox, Button)) else ""
             assert not label or region.width >= len(label), control
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_a_long_text_draws_the_views_height_around_the_cursor(size):
+    """On 10,000 characters the view draws what fills its rows (Textual's own wrapping of what
+    it drew measures it), not much more, and the text at the cursor is among it."""
+    import re
+
+    from lab.paths import default_corpus
+    from screens.widgets.token_view import TokenView
+
+    text = default_corpus().read_text()[:10_000]
+    app = make_test_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.load_text(text)
+        area.focus()
+        area.move_cursor((120, 0))  # line 121: the window starts well inside the text
+        app.screen.retokenize()
+        await settle(app, pilot)
+        view = app.screen.query_one(TokenView)
+        drawn = view.get_content_height(view.size, app.size, view.size.width)
+        # its rows, 2 of margin, the "not drawn" line above and the note below (up to 3 rows when wrapped)
+        assert view.size.height <= drawn <= view.size.height + 6
+        first = re.search(r"tokens 1–([\d,]+) not drawn", shown(view))
+        assert first and int(first.group(1).replace(",", "")) > 100
+        line = text.split("\n")[120]
+        assert line and line in shown(view)
+
+
+async def test_tiny_tokens_that_do_not_fill_the_view_draw_up_to_the_limit():
+    """The view first looks at a small window of tokens; where those do not fill it (one-letter
+    words), it draws the full DRAW_LIMIT around the cursor instead."""
+    import re
+
+    from screens.widgets.tokens_pane import DRAW_LIMIT, FIRST_WINDOW
+
+    text = "a " * 5000
+    exact = len(tiktoken_encoding("cl100k_base").encode(text))
+    app = make_test_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        area = app.screen.query_one("#tokens-input", TextArea)
+        area.load_text(text)
+        area.move_cursor((0, 0))
+        app.screen.retokenize()
+        await settle(app, pilot)
+        drawn = re.search(r"drawing tokens ([\d,]+)–([\d,]+) of ([\d,]+),", shown(app.screen.query_one("#token-view")))
+        assert FIRST_WINDOW < DRAW_LIMIT < exact
+        assert drawn and (drawn.group(1), drawn.group(2), drawn.group(3)) == ("1", f"{DRAW_LIMIT:,}", f"{exact:,}")

@@ -226,3 +226,20 @@ def test_only_the_newest_kept_checkpoints_stay(tmp_path):
         ckpt.unlink()
     left = sorted(p.read_bytes() for p in tmp_path.glob("ckpt-*.pt"))
     assert left == [f"run {i}".encode() for i in range(2, KEEP_PREVIOUS + 2)]
+
+
+def test_cpu_bf16_autocast_follows_the_cpu_and_keeps_the_seeded_loss_curve(tmp_path):
+    """`cpu_bf16` (the `cpu` preset's setting) autocasts only where the CPU has native bf16, and a
+    seeded run's losses stay within noise of the same run in fp32, computed here side by side."""
+    from lab.train import cpu_has_native_bf16
+
+    cfg = replace(TINY, max_iters=30, lr_decay_iters=30, eval_interval=30, sample_interval=0)
+    fast = Trainer(replace(cfg, cpu_bf16=True, out_dir=str(tmp_path / "bf16")))
+    plain = Trainer(replace(cfg, cpu_bf16=False, out_dir=str(tmp_path / "fp32")))
+    assert PRESETS["cpu"].cpu_bf16 and not plain.autocast
+    assert (fast.autocast is torch.bfloat16) == cpu_has_native_bf16()
+    a = [e.train_loss for e in run(fast) if e.train_loss is not None]
+    b = [e.train_loss for e in run(plain) if e.train_loss is not None]
+    assert len(a) == len(b) == 30
+    assert max(abs(x - y) for x, y in zip(a, b)) < 0.05
+    assert np.mean(a[-5:]) < np.mean(a[:5]) - 0.3  # it learns in bf16 as well

@@ -6,6 +6,7 @@ they see U+FFFD) is drawn as its escape, "\\udc4d", in the warning colour."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from textual.content import Content
@@ -15,6 +16,7 @@ from textual.widgets import Static
 from lab.tokentext import SURROGATE, VISIBLE, TokenSpan, has_surrogates, label, visible
 
 N_COLOURS = 6
+WRAP_MARGIN = 1.15  # word wrapping breaks lines before the last cell: rows of a long line, counted by cells, times this
 
 
 class TokenView(Static):
@@ -54,32 +56,41 @@ class TokenView(Static):
 
     def fit(self, spans: Sequence[TokenSpan], focus: int, *, show_ids: bool = False, show_bytes: bool = False,
             show_ws: bool = False, height: int | None = None) -> list[TokenSpan]:
-        """The part of `spans` that fits `height` lines (default: the view's) around token `focus`:
-        a third of the lines before it, the rest after. Drawing only what can be seen keeps a
-        keystroke cheap on long texts; the estimate wraps by characters, and a margin covers
-        word wrapping."""
+        """The part of `spans` that fills `height` lines (default: the view's) around token `focus`:
+        a third of the lines before it, the rest after (and a line more). Drawing only what can be
+        seen keeps a keystroke cheap on long texts. Rows are counted line by line (a line of n cells
+        takes ceil(n / width) rows, with a margin for word wrapping), so a screen of short lines is
+        not drawn half again."""
         width = max(10, self.size.width - 2)
         height = self.size.height if height is None else height
         if height <= 0 or not spans:
             return list(spans)
 
-        def lines(span: TokenSpan) -> tuple[float, bool]:
-            body = label(span.piece, show_ws)
-            cells = len(body) + (len(str(span.id)) + 1 if show_ids else 0) + (4 * len(span.piece) + 3 if show_bytes else 0)
-            return cells / width, body.endswith("\n")
+        def parts(span: TokenSpan) -> list[int]:
+            """Cells of the token's pieces between line breaks ("a\n\nb" -> [1, 0, 1]; ids and bytes
+            go with its last line)."""
+            lines = [len(part) for part in label(span.piece, show_ws).split("\n")]
+            lines[-1] += (len(str(span.id)) + 1 if show_ids else 0) + (4 * len(span.piece) + 3 if show_bytes else 0)
+            return lines
+
+        def rows(n: int) -> int:
+            return 1 if n <= width else math.ceil(n * WRAP_MARGIN / width)
 
         index = {s.index: k for k, s in enumerate(spans)}
         at = index.get(focus, 0 if focus < spans[0].index else len(spans) - 1)
-        budget = height * 1.5 + 2  # lines, with room for word wrapping
-        start, used = at, 0.0
-        while start > 0 and used < budget / 3:
-            cost, newline = lines(spans[start - 1])
-            used += cost + (1 if newline else 0)
+        start, done, line = at, 0, 0  # walking back: rows of the lines passed, cells of the line under way
+        while start > 0 and done + rows(line) < height // 3:
+            last, *before = reversed(parts(spans[start - 1]))  # its pieces, from the last one back
+            line += last
+            for n in before:  # each break ends the line we were in; the piece before it starts the next
+                done, line = done + rows(line), n
             start -= 1
-        stop, used = at, used
-        while stop < len(spans) and used < budget:
-            cost, newline = lines(spans[stop])
-            used += cost + (1 if newline else 0)
+        stop, done, line = at, done, 0
+        while stop < len(spans) and done + rows(line) <= height:  # stops a line past it
+            first, *rest = parts(spans[stop])
+            line += first
+            for n in rest:
+                done, line = done + rows(line), n
             stop += 1
         return list(spans[start:stop])
 

@@ -12,6 +12,7 @@ from lab.tokentext import Segmenter, utf8
 from screens.widgets.token_view import TokenView
 
 DRAW_LIMIT = 500  # tokens drawn, around the cursor; counts are always exact
+FIRST_WINDOW = 200  # tokens looked at first: enough to fill most views (a bigger window only when it is not)
 BYTES_SHOWN = 4000
 
 
@@ -32,8 +33,15 @@ class TokensPane(Vertical):
         """Draw the tokens `ids` of `text` in `encoding`, the part that fits around `cursor`."""
         view = self.query_one(TokenView)
         seg = Segmenter(text, ids, encoding.token_bytes, encoding.piece_lengths(ids))
-        spans = view.fit(seg.window(cursor, DRAW_LIMIT), seg.token_at_char(cursor), show_ids=show_ids,
-                         show_bytes=show_bytes, show_ws=show_ws, height=self.size.height)
+        focus = seg.token_at_char(cursor)
+        for size in (FIRST_WINDOW, DRAW_LIMIT):  # spans cost time to build: first as many as usually fill a view
+            window = seg.window(cursor, size)
+            spans = view.fit(window, focus, show_ids=show_ids, show_bytes=show_bytes, show_ws=show_ws,
+                             height=self.size.height)
+            cut_short = spans and ((spans[0] is window[0] and window[0].index > 0)
+                                   or (spans[-1] is window[-1] and window[-1].index < len(seg) - 1))
+            if not cut_short:
+                break
         view.show_tokens(text, spans, len(ids), show_ids=show_ids, show_ws=show_ws, show_bytes=show_bytes,
                          special_ids=special_ids)
         self._show_bytes(text, show_bytes)
