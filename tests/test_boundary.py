@@ -16,7 +16,7 @@ import lab
 
 UI_PACKAGES = ("textual", "rich", "screens", "deepdive_lab")
 HEAVY = ("torch", "transformers", "llama_cpp")
-TORCH_BY_DESIGN = {"lab.gpt"}  # the tiny GPT's nn.Module: imported only where a run or a tiny model needs it
+TORCH_BY_DESIGN = {"lab.gpt", "lab.reward_model"}  # nn.Modules (the tiny GPT, its reward head): imported only where a run needs them
 
 
 def engine_modules() -> list[str]:
