@@ -107,18 +107,10 @@ class JobRun(TrainingRun):
                 self.prepare(cfg, self)
             job = None if self.stop_requested else self.make_job(cfg)
         except Exception as exc:  # a LabError says what to do; anything else still must not leave "preparing"
-            text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
-            self._set(state="failed", message=f"could not start: {text}")
+            self._could_not_start(exc)
             return
-        with self._lock:
-            self.trainer = None if self._stop_requested else job
-            if self._stop_requested:
-                self.state, self.message = "stopped", "stopped before the first step (nothing saved)"
-            else:
-                self.state, self.message = "running", "running"
-            self.version += 1
-            if self._stop_requested:
-                return
+        if not self._begin(job, "running"):
+            return
         try:
             for ev in job.run():
                 self.record(ev)

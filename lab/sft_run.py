@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lab.errors import LabError
 from lab.training_run import TrainingRun
 
 
@@ -48,18 +47,10 @@ class SFTRun(TrainingRun):
             else:
                 job, stages = TinyChat(cfg), ("pretrain", "sft")
         except Exception as exc:  # a LabError says what to do; anything else still must not leave "preparing"
-            text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
-            self._set(state="failed", message=f"could not start: {text}")
+            self._could_not_start(exc)
             return
-        with self._lock:
-            self.trainer = None if self._stop_requested else job
-            if self._stop_requested:
-                self.state, self.message = "stopped", "stopped before the first step (nothing saved)"
-            else:
-                self.state, self.message = "running", "pretraining (after a vocabulary is trained)"
-            self.version += 1
-            if self._stop_requested:
-                return
+        if not self._begin(job, "pretraining (after a vocabulary is trained)"):
+            return
         lengths = {"pretrain": cfg.pretrain_iters}
         offsets, total = {}, 0
         for stage in stages:  # one step axis: each stage's steps follow the previous stage's

@@ -155,20 +155,12 @@ class TrainingRun:
                                "(it would need tens of GB of memory on the CPU); press n for cpu or cpu-quick.")
             trainer = Trainer(cfg)
         except Exception as exc:  # a LabError says what to do; anything else still must not leave "preparing"
-            text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
-            self._set(state="failed", message=f"could not start: {text}")
+            self._could_not_start(exc)
             return
         info = (f"{trainer.model.n_params():,} parameters · {len(trainer.train_data):,} training tokens "
                 f"({trainer.corpus.kind}, vocab {len(trainer.corpus.pieces)})")
-        with self._lock:
-            self.trainer = None if self._stop_requested else trainer
-            if self._stop_requested:  # x pressed (or the app quit) while preparing: nothing to save
-                self.state, self.message = "stopped", "stopped before the first step (nothing saved)"
-            else:
-                self.state, self.message = "running", info
-            self.version += 1
-            if self._stop_requested:
-                return
+        if not self._begin(trainer, info):
+            return
         try:
             for ev in trainer.run():
                 self.record(ev)
@@ -178,6 +170,21 @@ class TrainingRun:
             with self._lock:
                 self.message += f" · the previous checkpoint is kept as {trainer.kept_previous.name}"
                 self.version += 1
+
+    def _could_not_start(self, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, LabError) else f"{exc.__class__.__name__}: {exc}"
+        self._set(state="failed", message=f"could not start: {text}")
+
+    def _begin(self, job, message: str) -> bool:
+        """The job is built: hand it to the run and go on (True), unless a stop came while preparing."""
+        with self._lock:
+            self.trainer = None if self._stop_requested else job
+            if self._stop_requested:  # x pressed (or the app quit) while preparing: nothing to save
+                self.state, self.message = "stopped", "stopped before the first step (nothing saved)"
+            else:
+                self.state, self.message = "running", message
+            self.version += 1
+            return not self._stop_requested
 
     def toggle_pause(self) -> str:
         """Pause a running run or resume a paused one; returns the new state."""
