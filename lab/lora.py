@@ -34,7 +34,6 @@ import errno
 import math
 import os
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from lab.conversations import chat_format, render_conversation, render_prompt
 from lab.errors import LabError
 from lab.paths import cache_dir
 from lab.sft_data import Example, examples_for
-from lab.train import Trainer, TrainEvent, _lr, save_atomic
+from lab.train import RunControl, TrainEvent, _lr, save_atomic
 
 
 @dataclass
@@ -112,7 +111,7 @@ def full_loss(model, x, targets):
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
 
 
-class LoRATrainer:
+class LoRATrainer(RunControl):
     def __init__(self, cfg: LoRAConfig, backend=None, loss=masked_loss) -> None:
         import torch
         from peft import LoraConfig, get_peft_model
@@ -138,16 +137,11 @@ class LoRATrainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else cache_dir() / "lora"
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
+        RunControl.__init__(self)
 
     def _render(self, e: Example) -> tuple[list[int], list[int]]:
         r = render_conversation(self.fmt, e.messages)
         return list(r.ids[:self.cfg.max_len]), list(r.mask[:self.cfg.max_len])
-
-    # ---- control from another thread: lab.train's, on the same two events ----------------------
-    stop, pause, resume = Trainer.stop, Trainer.pause, Trainer.resume
 
     # ---- data ------------------------------------------------------------------------------
     def batch(self, split: str = "train"):
@@ -272,8 +266,7 @@ class LoRATrainer:
         first: list[float] = []
         self.model.train()
         while True:
-            if not self._running.is_set():
-                self._running.wait()
+            self.wait_if_paused()
             if self._stop.is_set():
                 yield self._stopped("stopped", t_start)
                 return

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.rollouts import Rollout, sample_groups, sequence_logprobs
+from lab.train import RunControl
 
 EPS = 1e-6
 
@@ -234,7 +235,7 @@ def verdicts(examples, texts) -> list[tuple[bool, str]]:
     return out
 
 
-class RLTrainer:
+class RLTrainer(RunControl):
     """Runs an RLConfig on a model; `run()` yields an RLEvent per step; stop/pause/resume from another thread.
 
     `examples` (train, held-out) and `check` (example, text) -> (passed, got) may be given (tests)."""
@@ -259,24 +260,7 @@ class RLTrainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
         self.step = 0
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self._parked = threading.Event()
-
-    # ---- control (any thread) ----
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def wait_parked(self, timeout: float | None = None) -> bool:
-        return self._parked.wait(timeout)
+        RunControl.__init__(self)  # stop, pause, resume, wait_parked from any thread
 
     # ---- one step ----
     def _score(self, examples, texts):
@@ -337,10 +321,7 @@ class RLTrainer:
         try:
             yield RLEvent(0, self.cfg.steps, held_out=self.held_out_rate())
             while self.step < self.cfg.steps:
-                if not self._running.is_set():
-                    self._parked.set()
-                    self._running.wait()
-                    self._parked.clear()
+                self.wait_if_paused()
                 if self._stop.is_set():
                     break
                 ev = self.train_step(cancel=self._stop)

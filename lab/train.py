@@ -223,7 +223,43 @@ def save_atomic(obj, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-class Trainer:
+class RunControl:
+    """Stop and pause from another thread, for a loop that calls `wait_if_paused()` between its steps
+    and reads `_stop` (the trainers of pretraining, SFT, LoRA and RL)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._parked = threading.Event()  # set while the loop waits at a pause, between two steps
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_parked(self, timeout: float | None = None) -> bool:
+        """After pause(): wait until the step in flight has finished and the loop is waiting."""
+        return self._parked.wait(timeout)
+
+    def wait_if_paused(self) -> None:
+        """In the loop, between two steps: hold here while paused."""
+        if not self._running.is_set():
+            self._parked.set()
+            self._running.wait()
+            self._parked.clear()
+
+
+class Trainer(RunControl):
     def __init__(self, cfg: TrainConfig, corpus: Corpus | None = None) -> None:
         import torch
 
@@ -263,10 +299,7 @@ class Trainer:
                                            fused=self.device == "cuda")
         self.step = 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self._parked = threading.Event()  # set while the loop waits at a pause, between two steps
+        RunControl.__init__(self)
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else cache_dir() / "tiny"
         self._written: set[Path] = set()  # checkpoints this trainer wrote (or resumed from): replaced in place
         self.kept_previous: Path | None = None  # where an earlier run's checkpoint was kept, if any
@@ -282,25 +315,6 @@ class Trainer:
         if self.device == "cuda":
             name = torch.cuda.get_device_name(0)
             self.peak_flops = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-
-    # ---- control from another thread -------------------------------------------------
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def wait_parked(self, timeout: float | None = None) -> bool:
-        """After pause(): wait until the step in flight has finished and the loop is waiting."""
-        return self._parked.wait(timeout)
 
     # ---- data --------------------------------------------------------------------------
     def batch(self, split: str):
@@ -449,10 +463,7 @@ class Trainer:
         prefetched = None
         self.model.train()
         while True:
-            if not self._running.is_set():
-                self._parked.set()
-                self._running.wait()
-                self._parked.clear()
+            self.wait_if_paused()
             if self._agreed_stop if self.world.distributed else self._stop.is_set():
                 path = self.save()
                 yield TrainEvent(self.step, cfg.max_iters, device=self.device, stopped="stopped",
