@@ -382,45 +382,28 @@ class Generation:
 
     def _run(self) -> Iterator[TokenEvent]:
         b = self.backend
-        rng = make_rng(self.settings.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        sample = _Sample(self.settings.seed)
         ids = list(self.prompt)
-        out: list[int] = []
-        text_parts: list[str] = []
-        reason = "length"
-        tail = ""  # the end of the text so far, long enough to find stop_text
         t0 = time.perf_counter()
         for index in range(self.max_tokens):
             if self.cancel is not None and self.cancel.is_set():
-                reason = "cancelled"
+                sample.reason = "cancelled"
                 break
             if len(ids) >= b.info.context_length and not b.sliding_window:
-                reason = "context"
+                sample.reason = "context"
                 break
             with b.lock:
                 logits = b._step_logits(ids, len(self.prompt))
-                token, used_prob, raw_prob, top = b._pick(logits, self.settings, rng, self.top_n)
-            piece = b.token_bytes(token)
+                token, used_prob, raw_prob, top = b._pick(logits, self.settings, sample.rng, self.top_n)
             ids.append(token)
-            out.append(token)
-            if self.stop_at_eos and token in b.eos_ids:
-                reason = "eos"
-                yield TokenEvent(index, token, piece, used_prob, raw_prob, top, "")
+            yield sample.take(b, index, token, used_prob, raw_prob, top, self.stop_at_eos, self.stop_text)
+            if sample.reason:
                 break
-            text = decoder.decode(piece)
-            text_parts.append(text)
-            yield TokenEvent(index, token, piece, used_prob, raw_prob, top, text)
-            if self.stop_text:
-                tail = (tail + text)[-(len(self.stop_text) + len(text)):]
-                if self.stop_text in tail:
-                    reason = "stop text"
-                    break
-        text_parts.append(decoder.decode(b"", final=True))
-        self.result = GenerationResult(tuple(out), "".join(text_parts), reason, time.perf_counter() - t0)
+        self.result = sample.finish(t0)
 
 
 class _Sample:
-    """The running state of one sample of a batch: its tokens, text and stop reason."""
+    """The running state of one sample (alone, or one row of a batch): its tokens, text and stop reason."""
 
     def __init__(self, seed: int) -> None:
         self.rng = make_rng(seed)
@@ -429,6 +412,23 @@ class _Sample:
         self.parts: list[str] = []
         self.tail = ""
         self.reason = ""  # "" while running
+
+    def take(self, b: Backend, index: int, token: int, used_prob: float, raw_prob: float, top: tuple,
+             stop_at_eos: bool, stop_text: str) -> TokenEvent:
+        """Append one sampled token and return its event; `reason` is set when it ends the sample
+        (its end-of-sequence token, or the stop text complete in what was decoded so far)."""
+        piece = b.token_bytes(token)
+        self.ids.append(token)
+        if stop_at_eos and token in b.eos_ids:
+            self.reason = "eos"
+            return TokenEvent(index, token, piece, used_prob, raw_prob, top, "")
+        text = self.decoder.decode(piece)
+        self.parts.append(text)
+        if stop_text:
+            self.tail = (self.tail + text)[-(len(stop_text) + len(text)):]
+            if stop_text in self.tail:
+                self.reason = "stop text"
+        return TokenEvent(index, token, piece, used_prob, raw_prob, top, text)
 
     def finish(self, t0: float) -> GenerationResult:
         self.parts.append(self.decoder.decode(b"", final=True))
@@ -503,19 +503,7 @@ class BatchGeneration:
                     if s.reason:
                         continue
                     top = tuple(TokenProb(i, b.token_bytes(i), math.exp(lp), lp) for i, lp in top_pairs)
-                    piece = b.token_bytes(token)
-                    s.ids.append(token)
-                    if self.stop_at_eos and token in b.eos_ids:
-                        s.reason = "eos"
-                        yield k, TokenEvent(index, token, piece, used_prob, raw_prob, top, "")
-                        continue
-                    text = s.decoder.decode(piece)
-                    s.parts.append(text)
-                    yield k, TokenEvent(index, token, piece, used_prob, raw_prob, top, text)
-                    if self.stop_text:
-                        s.tail = (s.tail + text)[-(len(self.stop_text) + len(text)):]
-                        if self.stop_text in s.tail:
-                            s.reason = "stop text"
+                    yield k, s.take(b, index, token, used_prob, raw_prob, top, self.stop_at_eos, self.stop_text)
         finally:
             steps.close()
         self.results = tuple(s.finish(t0) for s in samples)
