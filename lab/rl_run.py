@@ -49,7 +49,8 @@ class JobRun(TrainingRun):
         super().__init__(preset)
         self.make_job = make_job
         self.prepare = prepare
-        self.presets = presets
+        self.presets = presets  # () = any name (TrainingRun.set_preset)
+        self.preset_kind = "preset"
         self._events: list = []
 
     def snapshot(self) -> JobView:
@@ -65,21 +66,6 @@ class JobRun(TrainingRun):
     def note(self, message: str) -> None:
         """A progress line while preparing (from the worker)."""
         self._set(message=message)
-
-    def set_preset(self, name: str) -> None:
-        if self.presets and name not in self.presets:
-            raise LabError(f"unknown preset {name!r}; choose from {', '.join(self.presets)}.")
-        with self._lock:
-            if self.state in ("preparing", "running", "paused"):
-                raise LabError("stop the run before changing the preset (x).")
-            self.preset = name
-            self.version += 1
-
-    def next_preset(self) -> str:
-        names = self.presets or (self.preset,)
-        name = names[(names.index(self.preset) + 1) % len(names)] if self.preset in names else names[0]
-        self.set_preset(name)
-        return name
 
     def record(self, ev) -> None:
         with self._lock:

@@ -50,6 +50,9 @@ class RunView:
 class TrainingRun:
     """One training run: written by its worker thread and by the UI's commands, always under `_lock`."""
 
+    presets: tuple[str, ...] = PRESET_ORDER  # the names set_preset accepts (() = any)
+    preset_kind = "training preset"  # as error messages name them
+
     def __init__(self, preset: str = PRESET_ORDER[0]) -> None:
         self._lock = threading.Lock()
         self.trainer = None
@@ -118,8 +121,8 @@ class TrainingRun:
 
     def set_preset(self, name: str) -> None:
         """Choose the preset of the next run (refused while a run is going, or for an unknown name)."""
-        if name not in PRESET_ORDER:
-            raise LabError(f"unknown training preset {name!r}; choose from {', '.join(PRESET_ORDER)}.")
+        if self.presets and name not in self.presets:
+            raise LabError(f"unknown {self.preset_kind} {name!r}; choose from {', '.join(self.presets)}.")
         with self._lock:
             if self.state in ("preparing", "running", "paused"):
                 raise LabError("stop the run before changing the preset (x).")
@@ -128,7 +131,8 @@ class TrainingRun:
 
     def next_preset(self) -> str:
         """Cycle the preset (refused while a run is going)."""
-        name = PRESET_ORDER[(PRESET_ORDER.index(self.preset) + 1) % len(PRESET_ORDER)]
+        names = self.presets or (self.preset,)
+        name = names[(names.index(self.preset) + 1) % len(names)] if self.preset in names else names[0]
         self.set_preset(name)
         return name
 
