@@ -6,7 +6,7 @@
 2. One RL step end to end (rollouts + checker scores + update) on the `tiny` preset: seconds per step,
    and the held-out pass rate after N steps against the SFT model's before RL (greedy, same problems).
 
-    python bench/rl.py [--base PATH/tiny-chat/ckpt.pt] [--steps 20] [--rule grpo|keep] [--repeats 5]
+    python bench/rl.py [--base PATH/tiny-chat/ckpt.pt] [--steps 20] [--rule grpo|keep] [--repeats 5] [--prompts 3]
 """
 
 from __future__ import annotations
@@ -18,22 +18,27 @@ import time
 from dataclasses import replace
 
 
-def rollouts(model, vocab, prompt, tokens: int, repeats: int) -> None:
+def rollouts(model, vocab, prompts, tokens: int, repeats: int) -> None:
     from lab.rollouts import sample_groups
 
-    batched, one_by_one = [], []
-    for k in range(repeats):  # interleaved: both see the same machine load
-        t0 = time.perf_counter()
-        groups = sample_groups(model, vocab, [prompt], 8, tokens, seed=k)
-        batched.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for s in range(8):
-            sample_groups(model, vocab, [prompt], 1, tokens, seed=k * 8 + s)
-        one_by_one.append(time.perf_counter() - t0)
-    n = sum(len(r.ids) for r in groups[0])
-    b, o = statistics.median(batched), statistics.median(one_by_one)
-    print(f"rollouts, G=8, up to {tokens} tokens: batched {b:.3f}s ({n} tokens in the last group) · "
-          f"one after another {o:.3f}s · batched is {o / b:.1f}x faster (target >= 4x)")
+    ratios = []
+    for i, prompt in enumerate(prompts):
+        batched, one_by_one = [], []
+        for k in range(repeats):  # interleaved: both see the same machine load
+            t0 = time.perf_counter()
+            groups = sample_groups(model, vocab, [prompt], 8, tokens, seed=k)
+            batched.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for s in range(8):
+                sample_groups(model, vocab, [prompt], 1, tokens, seed=k * 8 + s)
+            one_by_one.append(time.perf_counter() - t0)
+        n = sum(len(r.ids) for r in groups[0])
+        b, o = statistics.median(batched), statistics.median(one_by_one)
+        ratios.append(o / b)
+        print(f"rollouts of held-out prompt {i}, G=8, up to {tokens} tokens: batched {b:.3f}s ({n} tokens in the "
+              f"last group) · one after another {o:.3f}s · batched is {o / b:.1f}x faster")
+    print(f"rollouts: batched is {statistics.median(ratios):.1f}x faster than one after another (median of "
+          f"{len(prompts)} prompts; target >= 4x)")
 
 
 def rl_steps(base: str, steps: int, rule: str) -> None:
@@ -61,6 +66,7 @@ def main() -> None:
     p.add_argument("--rule", default="grpo", choices=["grpo", "keep"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--prompts", type=int, default=3, help="held-out prompts to time rollouts on")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: a tiny model gains nothing from more, "
                                                           "and on a loaded 2-core machine they wait on each other)")
     a = p.parse_args()
@@ -69,7 +75,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     model, vocab, tc = load_chat(a.base)
     _, held = problems(tc, ("apples", "letters", "arithmetic"))
-    rollouts(model, vocab, list(render_prompt(vocab.chat_format(), held[0].prompt)), a.tokens, a.repeats)
+    rollouts(model, vocab, [list(render_prompt(vocab.chat_format(), e.prompt)) for e in held[:a.prompts]], a.tokens,
+             a.repeats)
     rl_steps(a.base, a.steps, a.rule)
 
 

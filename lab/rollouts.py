@@ -5,8 +5,8 @@
     lps = sequence_logprobs(model, [prompt_ids] * 2, [r.ids for r in groups[0][:2]])  # tensors, with grad
 
 sample_groups puts every prompt x `group` samples in ONE batch: prompts are left-padded (a mask hides
-the padding; each row's positions start at 0 at its first real token), and each new token costs one
-forward of the whole batch over a key/value cache (written here over the GPT module's own weights;
+the padding; each row's positions start at 0 at its first real token) and read once each (their keys
+and values are copied to the group's rows), and each new token costs one forward of the whole batch over a key/value cache (written here over the GPT module's own weights;
 `cached_logits` is checked against model.forward in the tests). A row stops at <|im_end|>, or when it
 has `max_tokens` tokens, or when it fills the model's context (block_size): then `ended` is False.
 
@@ -39,15 +39,46 @@ def row_seed(seed: int, prompt: int, sample: int) -> int:
     return ((seed * 1_000_003 + prompt) * 10_007 + sample) % (2 ** 62)
 
 
-def cached_logits(model, idx, pos, key_ok, cache: list):
+class KVCache:
+    """The keys and values of every block for `batch` rows, allocated once for `capacity` positions: a
+    step writes its own slice, so the past is never copied (torch.cat per step copied all of it)."""
+
+    def __init__(self, model, batch: int, capacity: int) -> None:
+        import torch
+
+        w = next(model.parameters())
+        h = model.cfg.n_head
+        shape = (batch, h, capacity, model.cfg.n_embd // h)
+        self.k = [torch.empty(shape, dtype=w.dtype, device=w.device) for _ in model.blocks]
+        self.v = [torch.empty(shape, dtype=w.dtype, device=w.device) for _ in model.blocks]
+        self.n = 0  # positions filled
+
+    def keep(self, rows) -> None:
+        """Keep only `rows` (a LongTensor of row indices), in that order."""
+        n = self.n
+        self.k = [k.index_select(0, rows) if n == k.shape[2] else _keep_prefix(k, rows, n) for k in self.k]
+        self.v = [v.index_select(0, rows) if n == v.shape[2] else _keep_prefix(v, rows, n) for v in self.v]
+
+
+def _keep_prefix(buf, rows, n: int):
+    out = buf.new_empty((len(rows),) + tuple(buf.shape[1:]))
+    out[:, :, :n] = buf[:, :, :n].index_select(0, rows)
+    return out
+
+
+def cached_logits(model, idx, pos, key_ok, cache: KVCache):
     """One forward of lab.gpt.GPT's blocks over new tokens `idx` (B, T) at positions `pos` (B, T),
-    appending their keys/values to `cache` (one (k, v) per block, or empty to start); `key_ok` (B, Tk)
-    marks the real (unpadded) keys of the whole sequence so far (None: no padding anywhere). Returns the last position's logits (B, V)."""
+    writing their keys/values into `cache` after the `cache.n` already there; `key_ok` (B, Tk) marks the
+    real (unpadded) keys of the whole sequence so far (None: no padding anywhere). Returns the last
+    position's logits (B, V)."""
     import torch
     import torch.nn.functional as F
 
     x = model.wte(idx) + model.wpe(pos)
     b, t, c = x.shape
+    n0, n1 = cache.n, cache.n + t
+    if n1 > cache.k[0].shape[2]:
+        raise LabError(f"the cache holds {cache.k[0].shape[2]} positions; {n1} asked.")
     if key_ok is None:  # no padding: plain causal attention (none at all for one new token)
         mask = None
     else:
@@ -59,21 +90,25 @@ def cached_logits(model, idx, pos, key_ok, cache: list):
             own = torch.zeros(t, tk, dtype=torch.bool, device=x.device)
             own[:, tk - t:] = torch.eye(t, dtype=torch.bool, device=x.device)  # a pad query sees itself: no NaN
             mask = ((key_ok[:, None, :] & causal) | own)[:, None]  # (B, 1, T, Tk)
+    causal = mask is None and n0 == 0 and t > 1  # is_causal aligns to the top left: only right for a fresh cache
+    if mask is None and n0 > 0 and t > 1:
+        mask = torch.ones(t, n1, dtype=torch.bool, device=x.device).tril(n0)
     for i, block in enumerate(model.blocks):
         attn = block.attn
         h = attn.n_head
         q, k, v = attn.qkv(block.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, h, c // h).transpose(1, 2) for z in (q, k, v))
-        if len(cache) > i:
-            k = torch.cat((cache[i][0], k), dim=2)
-            v = torch.cat((cache[i][1], v), dim=2)
-            cache[i] = (k, v)
-        else:
-            cache.append((k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and t > 1)
+        cache.k[i][:, :, n0:n1] = k
+        cache.v[i][:, :, n0:n1] = v
+        y = F.scaled_dot_product_attention(q, cache.k[i][:, :, :n1], cache.v[i][:, :, :n1], attn_mask=mask,
+                                           is_causal=causal)
         x = x + attn.proj(y.transpose(1, 2).contiguous().view(b, t, c))
         x = x + block.mlp(block.ln2(x))
+    cache.n = n1
     return model.head(model.ln_f(x[:, -1]))
+
+
+COMPACT = 0.75  # rows that finished leave the batch once a quarter of it has (each compaction copies the cache)
 
 
 def sample_groups(model, vocab, prompts: list[list[int]], group: int, max_tokens: int, temperature: float = 1.0,
@@ -99,58 +134,63 @@ def sample_groups(model, vocab, prompts: list[list[int]], group: int, max_tokens
     width = max(1, max(budget))  # each row's uniforms, drawn up front from its own generator
     uniforms = torch.stack([torch.rand(width, generator=torch.Generator().manual_seed(row_seed(seed, p, s)))
                             for p, s in rows])
-    pads = [longest - len(prompts[p]) for p, _ in rows]
-    idx = torch.tensor([[0] * pad + list(prompts[p]) for pad, (p, _) in zip(pads, rows)], device=device)
-    key_ok = torch.tensor([[False] * pad + [True] * len(prompts[p]) for pad, (p, _) in zip(pads, rows)],
-                          device=device)
+    pads = [longest - len(p) for p in prompts]  # one row per prompt until the prompts are read
+    idx = torch.tensor([[0] * pad + list(p) for pad, p in zip(pads, prompts)], device=device)
+    capacity = longest + width
+    key_ok = torch.tensor([[False] * pad + [True] * (capacity - pad) for pad in pads], device=device)
     if not any(pads):
-        key_ok = None
+        key_ok = None  # the whole sequence so far: key_ok[:, :cache.n + new tokens]
     pos = (torch.arange(longest, device=device)[None, :] - torch.tensor(pads, device=device)[:, None]).clamp(min=0)
+    of_prompt = torch.tensor([p for p, _ in rows], device=device)
     out: list[list[int]] = [[] for _ in rows]
     done = [b <= 0 for b in budget]
     ended = [False] * len(rows)
     was_training = model.training
     model.eval()
-    cache: list = []
+    cache = KVCache(model, len(prompts), capacity)
     try:
         with torch.no_grad():
-            logits = cached_logits(model, idx, pos, key_ok, cache)
-            next_pos = pos[:, -1] + 1
-            live = [r for r in range(len(rows)) if not done[r]]  # the batch's rows, in order
-            live_u, kept = uniforms, list(live)
+            # each prompt is read once; its keys, values and last logits are then copied to its `group` rows
+            logits = cached_logits(model, idx, pos, None if key_ok is None else key_ok[:, :longest], cache)
+            cache.keep(of_prompt)
+            logits, next_pos = logits[of_prompt], pos[of_prompt, -1] + 1
+            key_ok = None if key_ok is None else key_ok[of_prompt]
+            batch = list(range(len(rows)))  # the rows in the batch, in order (some may be done)
+            live_u = uniforms
             steps = 0
-            while live:
+            while True:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("the rollouts were cancelled.")
-                if len(live) < logits.shape[0]:  # rows that finished leave the batch (and the cache)
+                kept = [j for j, r in enumerate(batch) if not done[r]]
+                if not kept:
+                    break
+                if len(kept) <= COMPACT * len(batch):  # enough rows finished: they leave the batch (and the cache)
                     keep = torch.tensor(kept, device=device)
                     logits, next_pos, live_u = logits[keep], next_pos[keep], live_u[keep.cpu()]
                     key_ok = key_ok[keep] if key_ok is not None else None
-                    cache[:] = [(k[keep], v[keep]) for k, v in cache]
+                    cache.keep(keep)
+                    batch = [batch[j] for j in kept]
                 if temperature <= 0:
                     picked = logits.argmax(-1)
                 else:
                     cdf = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1).cpu()
                     u = live_u[:, min(steps, width - 1)] * cdf[:, -1]
                     picked = torch.searchsorted(cdf, u[:, None]).clamp_(max=cdf.shape[1] - 1)[:, 0]
-                nxt = picked.tolist()
-                kept = []
-                for j, (r, t) in enumerate(zip(live, nxt)):
+                for r, t in zip(batch, picked.tolist()):
+                    if done[r]:  # a finished row still in the batch: its token is thrown away
+                        continue
                     out[r].append(t)
                     if t == end:
                         done[r] = ended[r] = True
                     elif len(out[r]) >= budget[r]:
                         done[r] = True
-                    else:
-                        kept.append(j)
-                live = [live[j] for j in kept]
-                if not live:
+                if all(done[r] for r in batch):
                     break
                 step = picked.to(device)[:, None]
-                if key_ok is not None:
-                    key_ok = torch.cat((key_ok, torch.ones(len(nxt), 1, dtype=torch.bool, device=device)), dim=1)
-                logits = cached_logits(model, step, next_pos[:, None], key_ok, cache)
-                next_pos = next_pos + 1  # < block_size: a row stops before it fills the context
+                ok = None if key_ok is None else key_ok[:, :cache.n + 1]
+                logits = cached_logits(model, step, next_pos[:, None], ok, cache)
+                next_pos = (next_pos + 1).clamp_(max=block - 1)  # a live row stops before it fills the context;
+                # a finished row still in the batch may not, and its position only has to be valid
                 steps += 1
     finally:
         model.train(was_training)

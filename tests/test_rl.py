@@ -12,7 +12,7 @@ import torch
 from lab.errors import CancelledError, LabError
 from lab.gpt import GPT, GPTConfig
 from lab.rl import RLConfig, RLTrainer, group_advantages, keep_step, policy_gradient_step, problems
-from lab.rollouts import cached_logits, sample_groups, sequence_logprobs
+from lab.rollouts import KVCache, cached_logits, sample_groups, sequence_logprobs
 from lab.sft import ChatVocab
 from lab.sft_data import default_set, split
 
@@ -42,7 +42,7 @@ def test_cached_decode_matches_forward_with_left_padding(vocab):
     idx = torch.tensor([[0] * pad + short, long])
     ok = torch.tensor([[False] * pad + [True] * len(short), [True] * len(long)])
     pos = (torch.arange(len(long))[None] - torch.tensor([pad, 0])[:, None]).clamp(min=0)
-    cache = []
+    cache = KVCache(model, 2, len(long) + 1)
     with torch.no_grad():
         got = cached_logits(model, idx, pos, ok, cache)
         ref_short = model(torch.tensor([short]))[0][0, -1]
@@ -84,6 +84,21 @@ def test_a_rows_samples_do_not_depend_on_the_rest_of_the_batch(vocab):
     mixed = sample_groups(model, vocab, [short, longer], 4, 16, seed=9)
     assert [r.ids for r in mixed[0]] == [r.ids for r in alone]
     assert all(len(r.ids) <= 16 for r in mixed[1]) and len(mixed[1]) == 4
+
+
+def test_rows_that_fill_the_context_beside_longer_running_rows(vocab):
+    """A longer prompt's rows fill the context first; finished rows may stay in the batch while the
+    shorter prompt's rows go on, and every row stops at the context."""
+    model = tiny_model(vocab)  # block_size 96
+    short, longer = prompts_of(vocab, 1)[0], vocab.encode("<|im_start|>user\n" + "strawberry " * 3 + "<|im_end|>\n")
+    end = vocab.end_of_turn
+    model.head.bias = torch.nn.Parameter(torch.zeros(len(vocab.pieces)))  # never end the turn
+    with torch.no_grad():
+        model.head.bias[end] = -1e9
+    groups = sample_groups(model, vocab, [longer] + [short] * 4, 2, 500, seed=1)  # 2 of 10 rows finish first
+    assert [len(r.ids) for r in groups[0]] == [96 - len(longer)] * 2
+    assert [len(r.ids) for g in groups[1:] for r in g] == [96 - len(short)] * 8
+    assert not any(r.ended for g in groups for r in g)
 
 
 def test_cancel_mid_rollout_stops_between_tokens(vocab):
