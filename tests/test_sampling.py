@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from lab.sampling import (SamplingSettings, entropy, log_softmax, make_rng, sample, sampling_probs, softmax,
-                          top_k_filter, top_p_filter)
+from lab.sampling import (SamplingSettings, entropy, filtered_logits, kept_tokens, log_softmax, make_rng, sample,
+                          sample_with_prob, sampling_probs, softmax, top_k_filter, top_p_filter)
 
 
 def test_softmax_matches_hand_computation():
@@ -92,3 +92,25 @@ def test_top_p_partial_sort_equals_full_sort(scale):
         expected = np.zeros(x.size, dtype=bool)
         expected[order[:n]] = True
         assert (np.isfinite(top_p_filter(x, p)) == expected).all()
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 12.0])
+def test_a_draw_over_the_kept_tokens_equals_the_walk_over_the_whole_vocabulary(scale):
+    """sample_with_prob walks only the tokens the filters keep; the reference walks sampling_probs
+    (every token, zeros for the filtered ones) in vocabulary order with the same uniform."""
+    rng = np.random.default_rng(5)
+    settings = [SamplingSettings(temperature=t, top_k=k, top_p=p)
+                for t in (0.3, 1.0, 1.7) for k in (0, 1, 40) for p in (0.5, 0.95, 1.0)]
+    for trial in range(12):
+        x = (rng.standard_normal(50000) * scale).astype(np.float32)
+        for s in settings:
+            token, prob = sample_with_prob(x, s, make_rng(trial))
+            probs = sampling_probs(x, s)
+            assert np.isfinite(filtered_logits(x, s))[token] and prob > 0
+            cumulative = np.cumsum(probs)
+            want = int(min(np.searchsorted(cumulative, make_rng(trial).random() * cumulative[-1], side="right"),
+                           probs.size - 1))
+            assert token == want and prob == pytest.approx(probs[want], rel=1e-12)
+            kept = kept_tokens(x.astype(np.float64) / s.temperature, s)
+            assert (kept is None and np.isfinite(filtered_logits(x, s)).all()) or (
+                kept.tolist() == np.flatnonzero(np.isfinite(filtered_logits(x, s))).tolist())
