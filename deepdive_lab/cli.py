@@ -24,6 +24,7 @@ import signal
 import sys
 
 from lab.catalogue import BASE_DEFAULT, CHAT_DEFAULT
+from lab.memory import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -547,6 +548,7 @@ def rlhf_command(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     args.argv = argv  # what `train --nproc N` passes on to each of its processes
     if code := apply_config(args):
         return code

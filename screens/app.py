@@ -15,6 +15,7 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
+from lab.memory import keep_freed_memory
 from lab.session import MODEL_ROLES, Session, Settings
 from screens.commands import LabCommands
 
@@ -421,6 +422,7 @@ def make_app(base_model: str | None = None, chat_model: str | None = None, devic
              theme: str | None = None, keys: dict[str, str] | None = None, open_state: str | None = None,
              sft_dir: Path | None = None) -> LabApp:
     """Build the app for the CLI and the tests."""
+    keep_freed_memory()
     if session is None:
         settings = Settings(device=device, backend=backend)
         if base_model:
