@@ -34,3 +34,22 @@ def assets_dir() -> Path:
 
 def default_corpus() -> Path:
     return assets_dir() / "tinyshakespeare.txt"
+
+
+def weights_stamp(path: str | os.PathLike | None) -> str:
+    """Size and modification time of a weights file (for a folder: of each file in it, hashed), so a
+    model file replaced or retrained at the same path reads as a different model; "" when there is
+    no such path. Example: a checkpoint of 1,234 bytes -> "1234-1764300000123456789"."""
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            import hashlib
+
+            files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir() if f.is_file())
+            return hashlib.sha256(repr(files).encode()).hexdigest()[:16]
+        st = p.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size}-{st.st_mtime_ns}"

@@ -78,9 +78,10 @@ class RunHandle:
 
 
 def model_identity(backend) -> str:
-    """What makes a model's numbers what they are: name, file, quantisation, backend."""
+    """What makes a model's numbers what they are: name, file (and its size and time when loaded, so a
+    file retrained or replaced at the same path is another model), quantisation, backend."""
     i = backend.info
-    return f"{i.name}|{i.source}|{i.quantisation}|{i.backend}"
+    return f"{i.name}|{i.source}|{i.stamp}|{i.quantisation}|{i.backend}"
 
 
 def events_to_json(events: Sequence[TokenEvent]) -> list[dict]:

@@ -38,6 +38,7 @@ class ModelInfo:
     device: str  # "cpu", "cuda", "mps", "gpu (n layers offloaded)"
     has_chat_template: bool
     source: str = ""  # where the weights came from (path, package, hub id)
+    stamp: str = ""  # the weights file's size and time when loaded (lab.paths.weights_stamp); "" when none
 
 
 @dataclass(frozen=True)

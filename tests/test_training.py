@@ -103,6 +103,21 @@ def test_tiny_model_opens_as_a_catalogue_backend(tmp_path, monkeypatch):
         b.tokenize("日本語")  # characters it never saw: a clear error
 
 
+def test_a_model_retrained_at_the_same_path_and_step_is_another_model_to_the_caches(tmp_path, monkeypatch):
+    """The talk's saved samples and logits are keyed by model_identity: the same path and step, other
+    weights, must not replay the first model's numbers."""
+    from lab.runs import model_identity
+
+    monkeypatch.setenv("DEEPDIVE_LAB_CACHE", str(tmp_path))
+    run(Trainer(replace(TINY, out_dir=str(tmp_path / "tiny"), max_iters=4)))
+    first = catalogue.load("tiny")
+    again = catalogue.load("tiny")
+    run(Trainer(replace(TINY, out_dir=str(tmp_path / "tiny"), max_iters=4, seed=8)))
+    retrained = catalogue.load("tiny")
+    assert first.info.source == retrained.info.source  # the same path and step ...
+    assert model_identity(first) == model_identity(again) != model_identity(retrained)  # ... other weights
+
+
 def test_cli_train_prints_events(tmp_path):
     import subprocess
     import sys

@@ -34,7 +34,7 @@ import numpy as np
 from lab.backends.base import Backend
 from lab.errors import BackendUnavailableError, CorruptModelError, LabError, ModelOutOfMemoryError, NotAModelError
 from lab.gguf_file import inspect_gguf
-from lab.paths import cache_dir
+from lab.paths import cache_dir, weights_stamp
 from lab.types import Capabilities, CatalogueEntry, ModelInfo
 
 
@@ -159,6 +159,7 @@ class TransformersBackend(Backend):
         dtype = torch.float32 if dev == "cpu" else (torch.bfloat16 if dev == "cuda" and torch.cuda.is_bf16_supported() else torch.float16)
         quant = "float32" if dtype == torch.float32 else str(dtype).replace("torch.", "")
         source = entry.path or entry.hub_id
+        stamp = weights_stamp(entry.path)  # "" for a hub id: the hub cache keys its own revisions
         try:
             if entry.kind == "gguf":
                 summary = inspect_gguf(entry.path)
@@ -198,6 +199,7 @@ class TransformersBackend(Backend):
             device=dev,
             has_chat_template=bool(getattr(tok, "chat_template", None)),
             source=source,
+            stamp=stamp,
         )
         return cls(model, tok, info, dev)
 

@@ -22,6 +22,7 @@ import numpy as np
 from lab.backends.base import Backend
 from lab.errors import BackendUnavailableError, CorruptModelError, LabError, ModelOutOfMemoryError
 from lab.gguf_file import inspect_gguf
+from lab.paths import weights_stamp
 from lab.types import Capabilities, CatalogueEntry, ModelInfo
 
 _silenced = False
@@ -93,6 +94,7 @@ class LlamaCppBackend(Backend):
     @classmethod
     def load(cls, entry: CatalogueEntry, device: str = "auto", n_ctx: int = 4096) -> "LlamaCppBackend":
         summary = inspect_gguf(entry.path)  # typed errors for missing/truncated/not-a-GGUF files
+        stamp = weights_stamp(entry.path)
         lc = _import_llama_cpp()
         from llama_cpp import Llama
 
@@ -120,6 +122,7 @@ class LlamaCppBackend(Backend):
             device="gpu (all layers)" if want_gpu else "cpu",
             has_chat_template=summary.has_chat_template,
             source=entry.source or entry.path,
+            stamp=stamp,
         )
         return cls(llm, info, want_gpu)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from lab.backends.base import Backend
 from lab.errors import LabError
+from lab.paths import weights_stamp
 from lab.types import Capabilities, CatalogueEntry, ModelInfo
 
 
@@ -44,6 +45,7 @@ class TinyBackend(Backend):
         from lab.gpt import GPT, GPTConfig
         from lab.train import Corpus, load_checkpoint
 
+        stamp = weights_stamp(entry.path)  # before reading: a file written meanwhile reads as another model
         ckpt = load_checkpoint(entry.path)
         try:
             cfg = GPTConfig(**ckpt["model_config"])
@@ -57,7 +59,7 @@ class TinyBackend(Backend):
         info = ModelInfo(name=entry.name, architecture="tiny-gpt", parameters=model.n_params(),
                          vocab_size=cfg.vocab_size, context_length=cfg.block_size, quantisation="float32",
                          backend="torch (tiny)", device="cpu", has_chat_template=False,
-                         source=f"{entry.path} (step {step})")
+                         source=f"{entry.path} (step {step})", stamp=stamp)
         return cls(model, corpus, info)
 
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
