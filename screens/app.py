@@ -108,6 +108,7 @@ class LabApp(App):
         self.talk = None  # a screens.talk.TalkMode while a talk track is open
         self._talk_at_start = talk  # a lab.talk.Track to open once the first frame is on screen
         self._open_at_start = open_state  # a saved state file to reopen then
+        self.activities: dict[str, str] = {}  # role -> what its model does in the background (Backend.activity)
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
@@ -215,6 +216,7 @@ class LabApp(App):
         import sys
 
         self.heavy_at_first_frame = sorted(m for m in ("torch", "transformers", "llama_cpp") if m in sys.modules)
+        self.set_interval(1.0, self.check_activities)
         if self.load_models:
             self.action_reload_models()
         elif not any(self.session.loaded(role) for role in MODEL_ROLES):
@@ -254,6 +256,22 @@ class LabApp(App):
         self._set_state(role, "loading")
         return self.run_worker(lambda: (role, self.session.load(role)), name=role, group=f"models-{role}",
                                thread=True, exclusive=True, exit_on_error=False)
+
+    def check_activities(self) -> None:
+        """Say when a loaded model starts and ends background work (on a GPU: compiling its decode
+        step, while tokens keep coming uncompiled); polled once a second, a property read each."""
+        for role in MODEL_ROLES:
+            backend = self.session.loaded(role)
+            now = getattr(backend, "activity", "") if backend is not None else ""
+            before = self.activities.get(role, "")
+            if now == before:
+                continue
+            self.activities[role] = now
+            name = self.session.model_name(role)
+            if now:
+                self.notify(f"{name}: {now}. Tokens keep coming meanwhile.", title=f"The {role} model", timeout=8)
+            elif backend is not None:
+                self.notify(f"{name}: done ({before}).", title=f"The {role} model", timeout=4)
 
     def _set_state(self, role: str, state: str) -> None:
         self.model_states[role] = state

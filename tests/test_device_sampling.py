@@ -124,3 +124,39 @@ def test_the_gpu_check_script_runs_in_its_cpu_smoke_mode(smol_hf, tmp_path, monk
     assert figures["tv_compiled_vs_eager"] < 0.01
     assert set(figures["ratios"]) >= {"lab / HF generate static", "lab device / lab CPU", "batch 8 / batch 1"}
     assert (tmp_path / "gpu_check.json").exists()
+
+
+async def test_the_app_says_when_a_model_starts_and_ends_compiling_its_decode_step(smol_hf, monkeypatch):
+    """The compile runs for real (eager backend, held by a gate until the first notice is on screen);
+    the app polls `activity` and notifies when it starts and when it ends."""
+    from lab.session import Session, Settings
+    from screens.headless import settle
+    from tests.helpers import make_test_app
+
+    gate = threading.Event()
+    warm = StaticDecoder._warm
+    monkeypatch.setattr(StaticDecoder, "_warm", lambda self: (gate.wait(60), warm(self)))
+    fast = TransformersBackend(smol_hf.model, smol_hf.tok, smol_hf.info, "cpu", decode="static", static_len=64,
+                               compile_options={"backend": "eager", "dynamic": False})
+    session = Session(Settings())
+    session._backends = {"chat": fast}  # loaded, as the app's own load would leave it
+    session.close = lambda: None
+    app = make_test_app(session=session, load_models=False)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, pilot)
+
+            async def notice(text: str) -> bool:  # the app polls once a second
+                for _ in range(120):
+                    if any(text in str(n.message) for n in app._notifications):
+                        return True
+                    await pilot.pause(0.5)
+                return False
+
+            assert await notice(COMPILING)
+            gate.set()
+            assert fast._static.wait(120)
+            assert await notice("done (" + COMPILING)
+    finally:
+        gate.set()
+        fast.close()
