@@ -243,6 +243,17 @@ def test_only_the_newest_kept_checkpoints_stay(tmp_path):
     assert left == [f"run {i}".encode() for i in range(2, KEEP_PREVIOUS + 2)]
 
 
+def test_no_bf16_autocast_when_torchs_kernels_are_held_below_avx512():
+    """ATEN_CPU_CAPABILITY=avx2 (or an AVX2-only CPU) emulates bf16: the `cpu` preset must stay fp32."""
+    import subprocess
+    import sys
+
+    code = "from lab.train import cpu_has_native_bf16; print(cpu_has_native_bf16())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}).stdout.strip()
+    assert out == "False"
+
+
 def test_cpu_bf16_autocast_follows_the_cpu_and_keeps_the_seeded_loss_curve(tmp_path):
     """`cpu_bf16` (the `cpu` preset's setting) autocasts only where the CPU has native bf16, and a
     seeded run's losses stay within noise of the same run in fp32, computed here side by side."""
