@@ -157,13 +157,15 @@ class Cost:
     rl_steps: int
     prompts_per_step: int
     group: int
+    by_person: int = 0  # of the rankings, those a person made by keys (the rest: the simulated person)
 
     @property
     def naive(self) -> int:
         return self.rl_steps * self.prompts_per_step * self.group
 
     def short(self) -> str:
-        return (f"human judgments: {self.rankings:,} rankings vs {self.naive:,} scores if a person scored every "
+        who = f" ({self.by_person:,} by you, {self.rankings - self.by_person:,} simulated)" if self.rankings else ""
+        return (f"human judgments: {self.rankings:,} ranking{'' if self.rankings == 1 else 's'}{who} vs {self.naive:,} scores if a person scored every "
                 "RL rollout (the talk: ~5,000 vs 1,000,000,000)")
 
     def line(self) -> str:
@@ -286,7 +288,8 @@ class RLHF:
         self.cancel.set()
 
     def cost(self) -> Cost:
-        return Cost(len(self.rankings), ROLLOUTS, self.cfg.rl_steps, self.cfg.rl_prompts, self.cfg.group)
+        return Cost(len(self.rankings), ROLLOUTS, self.cfg.rl_steps, self.cfg.rl_prompts, self.cfg.group,
+                    sum(r.by == "person" for r in self.rankings.values()))
 
     # ---- step 1 --------------------------------------------------------------------------
     def _sample(self, model, prompts: list[Prompt], group: int, seed: int) -> list[list[str]]:
@@ -351,6 +354,10 @@ class RLHF:
 
         train, held = self._pairs(self.train_prompts), self._pairs(self.held_prompts)
         if not train:
+            if self.rankings:  # every prompt ranked so far is one kept to measure the reward model
+                raise LabError(f"no pairs to train on yet: the {len(self.rankings)} prompt(s) ranked so far are among "
+                               f"the {len(self.held_prompts)} kept aside to measure the reward model; rank more (n), "
+                               "or a: the simulated person ranks the rest.")
             raise LabError("no ranked pairs to learn from: rank some rollouts first (step 1).")
         t0 = time.perf_counter()
         rm = RewardModel.from_policy(self.sft).train()

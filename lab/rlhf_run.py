@@ -26,7 +26,7 @@ IDLE = "idle"
 @dataclass(frozen=True)
 class RLHFView:
     version: int
-    state: str  # "idle" or what the thread is doing ("sampling", "ranking", "training the reward model", "rl")
+    state: str  # "idle" or what the thread is doing ("sampling", "ranking", "training the reward model", "RL against the reward model")
     message: str
     pending: tuple[str, tuple[str, ...]] | None = None  # (prompt, its rollouts) waiting for a person's ranking
     ranked: int = 0
@@ -105,6 +105,8 @@ class RLHFRun:
 
     def sample_next(self) -> None:
         """Sample 5 rollouts of the first prompt not ranked yet (they wait in `pending` for `commit`)."""
+        if self.pending is not None:
+            raise LabError("these rollouts wait for a ranking: 1-5 then enter, or a for the simulated person.")
         def work(job):
             left = [p for p in job.prompts if p.text not in job.rankings]
             if not left:
@@ -143,6 +145,8 @@ class RLHFRun:
         self._begin("ranking", work)
 
     def train_reward_model(self) -> None:
+        if self.job is None or not self.job.rankings:
+            raise LabError("no rankings yet: n samples rollouts to rank (or a: the simulated person ranks them).")
         def work(job):
             for ev in job.train_reward_model():
                 self._set(message=ev.line())
@@ -154,6 +158,8 @@ class RLHFRun:
 
     def start_rl(self) -> None:
         """RL against the reward model, from the SFT model each time (the curves start again)."""
+        if self.job is None or self.job.reward_model is None:
+            raise LabError("train a reward model first (t).")
         def work(job):
             import copy
 
@@ -167,13 +173,25 @@ class RLHFRun:
             for ev in job.reinforce():
                 last = ev
                 self._set(message=ev.line())
-            return last.line() if last is not None else "stopped"
-        self._begin("rl", work)
+            if last is None or not job.curves.steps:
+                return "RL stopped before its first step (nothing saved)"
+            saved = self.save(self.policy_path)
+            how = "stopped" if last.phase == "stopped" else (last.text or "finished")
+            return f"RL {how} at step {last.step}/{last.total} · policy saved: {saved}"
+        self._begin("RL against the reward model", work)
 
     def stop(self) -> None:
+        """Stop what the thread runs (a LabError when nothing runs, so a key can say so)."""
+        if not self.busy:
+            raise LabError("nothing is running to stop.")
         job = self.job
         if job is not None:
             job.stop()
+
+    @property
+    def policy_path(self) -> Path:
+        """Where the RL policy is written (when RL stops or ends, and on quit): rlhf/ckpt.pt beside the SFT model."""
+        return self.checkpoint.parent / "rlhf" / "ckpt.pt"
 
     def save(self, path: Path) -> Path:
         """Write the RL policy as a tiny-chat checkpoint (opens wherever tiny-chat does)."""
@@ -190,9 +208,10 @@ class RLHFRun:
 
     def shutdown(self, timeout: float = 30.0) -> Path | None:
         """Stop the thread and write the policy (when RL has run) beside the SFT model, as rlhf/ckpt.pt."""
-        self.stop()
+        if self.job is not None:
+            self.job.stop()
         if self.thread is not None:
             self.thread.join(timeout)
         if self.job is not None and self.job.curves.steps:
-            return self.save(self.checkpoint.parent / "rlhf" / "ckpt.pt")
+            return self.save(self.policy_path)
         return None

@@ -52,6 +52,11 @@ async def test_rank_by_keys_train_a_reward_model_start_and_stop_rl(sft_dir, size
     async with app.run_test(size=size) as pilot:
         panel = await _open_rlhf(app, pilot)
         assert app.focused is panel
+        for key, said in (("t", "no rankings yet"), ("r", "train a reward model first"), ("x", "nothing is running"),
+                          ("enter", "nothing to rank"), ("backspace", "nothing is being ranked")):
+            await pilot.press(key)  # a key that cannot act now says why
+            await pilot.pause()
+            assert any(said in str(n.message) for n in app._notifications), key
         await pilot.press("n")
         assert await _until(pilot, lambda: run.snapshot().pending is not None and not run.busy)
         prompt, replies = run.snapshot().pending
@@ -65,6 +70,9 @@ async def test_rank_by_keys_train_a_reward_model_start_and_stop_rl(sft_dir, size
         await pilot.pause()
         assert run.job.rankings == {} and run.snapshot().pending is not None
         assert "order so far (best first): 3" in shown(panel.query_one("#rlhf-rank"))
+        await pilot.press("n")  # these rollouts wait for their ranking: n says so and keeps them
+        await pilot.pause()
+        assert any("wait for a ranking" in str(n.message) for n in app._notifications)
         await pilot.press("5", "1", "2", "4", "enter")
         assert await _until(pilot, lambda: len(run.job.rankings) == 1)
         assert run.job.rankings[prompt].order == (2, 4, 0, 1, 3) and run.job.rankings[prompt].by == "person"
@@ -77,13 +85,14 @@ async def test_rank_by_keys_train_a_reward_model_start_and_stop_rl(sft_dir, size
         acc = run.snapshot().rm_accuracy
         assert await _until(pilot, lambda: "held-out pair accuracy" in shown(panel.query_one("#rlhf-head")))
         head = shown(panel.query_one("#rlhf-head"))
-        assert f"held-out pair accuracy {acc:.0%}" in head and "8 rankings vs 400,000 scores" in head
+        assert f"held-out pair accuracy {acc:.0%}" in head and "8 rankings (1 by you, 7 simulated) vs 400,000 scores" in head
         await pilot.press("r")
         assert await _until(pilot, lambda: len(run.snapshot().steps) >= 2)
         await pilot.press("x")
         assert await _until(pilot, lambda: not run.busy)
         view = run.snapshot()
-        assert "stopped" in view.message and len(view.rm) == len(view.true) == len(view.steps) >= 2
+        assert "RL stopped at step" in view.message and len(view.rm) == len(view.true) == len(view.steps) >= 2
+        assert f"policy saved: {sft_dir / 'rlhf' / 'ckpt.pt'}" in view.message and run.policy_path.exists()
         assert await _until(pilot, lambda: "most over-rated" in shown(panel.query_one("#rlhf-over")))
         assert "reward model" in str(panel.query_one("#rlhf-plot").render())
 

@@ -33,7 +33,7 @@ class RLHFPanel(Vertical, can_focus=True):
     RLHFPanel:focus-within { background-tint: $foreground 3%; }
     RLHFPanel #rlhf-head { height: auto; color: $text-muted; }
     RLHFPanel #rlhf-body { height: 1fr; }
-    RLHFPanel #rlhf-rank-pane { width: 1fr; }
+    RLHFPanel #rlhf-rank-pane { width: 1fr; margin-right: 2; }
     RLHFPanel #rlhf-right { width: 1fr; }
     RLHFPanel #rlhf-plot { height: 1fr; min-height: 6; }
     RLHFPanel #rlhf-over-pane { height: 1fr; }
@@ -95,12 +95,11 @@ class RLHFPanel(Vertical, can_focus=True):
                                  "trained" + ("" if view.rm_accuracy is None else
                                               f", held-out pair accuracy {view.rm_accuracy:.0%} (chance 50%)"))
         ranked = f"ranked {view.ranked}/{view.prompts} prompts" if view.prompts else "tiny-chat loads on the first key"
-        head = [f"RLHF · {view.state}" + (f" · {view.message}" if view.message else ""), f"{ranked} · {rm}",
-                view.cost]
+        doing = f"{view.state}: {view.message}" if view.busy else (view.message or "ready: n samples rollouts to rank")
+        head = [f"RLHF · {doing}", f"{ranked} · {rm}", view.cost]
         self.query_one("#rlhf-head", Static).update(Content("\n".join(h for h in head if h)))
         self.draw_ranking()
         self.draw_plot()
-        self.refresh_bindings()
         over = ["most over-rated (reward model high, simulated person low):"] if view.over_rated else \
             ["the most over-rated outputs appear once RL runs"]
         for o in view.over_rated:
@@ -110,7 +109,6 @@ class RLHFPanel(Vertical, can_focus=True):
 
     def watch_order(self) -> None:
         self.draw_ranking()
-        self.refresh_bindings()
 
     def draw_ranking(self) -> None:
         view = self.view
@@ -152,23 +150,13 @@ class RLHFPanel(Vertical, can_focus=True):
                      marker="+")
             plt.plot(list(view.steps), list(view.true), label="simulated person", marker="dot")
             plt.xlabel("RL step")
-            plt.title(f"reward model {lo:+.2f}..{hi:+.2f}")
+            plt.yticks([0, 0.5, 1])
+            plt.title(f"reward model's mean score per step {lo:+.2f}..{hi:+.2f}, drawn on 0..1")
             plot.update(Text.from_ansi(plt.build()))
         except Exception as exc:  # plotting must never take the screen down
             plot.update(Text(f"(the plot could not be drawn: {exc.__class__.__name__}: {exc})"))
 
     # ---- keys --------------------------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Greys out what cannot run now, judged on the run's state at this instant (not the last poll's)."""
-        view = self.run.snapshot()
-        busy = view is not None and view.busy
-        pending = view is not None and view.pending is not None
-        enabled = {"pick": pending and len(self.order) < len(view.pending[1]),
-                   "undo": bool(self.order), "commit": pending, "sample": not busy and not pending,
-                   "auto": not busy, "train": not busy and view is not None and view.ranked > 0,
-                   "rl": not busy and view is not None and view.has_reward_model, "stop": busy}.get(action, True)
-        return True if enabled else None
-
     def _command(self, fn) -> None:
         try:
             fn()
@@ -185,12 +173,16 @@ class RLHFPanel(Vertical, can_focus=True):
             return
         if k >= len(view.pending[1]):
             self.notify(f"there is no rollout {k + 1}.")
+        elif len(self.order) == len(view.pending[1]):
+            self.notify("every rollout is placed: enter commits, backspace undoes.")
         elif k in self.order:
             self.notify(f"rollout {k + 1} is already placed {self.order.index(k) + 1}; backspace undoes.")
         else:
             self.order = self.order + (k,)
 
     def action_undo(self) -> None:
+        if not self.order:
+            self.notify("no pick to undo." if self.run.snapshot().pending else "nothing is being ranked.")
         self.order = self.order[:-1]
 
     def action_commit(self) -> None:
@@ -203,7 +195,15 @@ class RLHFPanel(Vertical, can_focus=True):
         self._command(self.run.sample_next)
 
     def action_auto(self) -> None:
-        self._command(self.run.rank_rest)
+        picks = len(self.order)
+
+        def rank_rest():
+            self.run.rank_rest()
+            if picks:
+                self.notify(f"your {picks} pick{'s' if picks > 1 else ''} for this prompt were dropped: the simulated "
+                            "person ranks it with the rest.")
+            self.order = ()
+        self._command(rank_rest)
 
     def action_train(self) -> None:
         self._command(self.run.train_reward_model)
