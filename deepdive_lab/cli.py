@@ -582,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     if app is None:
         return 2
     app.run()
+    for note in app.exit_notes:  # the terminal is back: say what quitting stopped and saved
+        print(note)
     return app.return_code or 0
 
 

@@ -109,6 +109,7 @@ class LabApp(App):
         self._talk_at_start = talk  # a lab.talk.Track to open once the first frame is on screen
         self._open_at_start = open_state  # a saved state file to reopen then
         self.activities: dict[str, str] = {}  # role -> what its model does in the background (Backend.activity)
+        self.exit_notes: list[str] = []  # runs quitting stopped, and where they saved (the CLI prints them)
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
@@ -419,13 +420,18 @@ class LabApp(App):
 
     def on_unmount(self) -> None:
         self._stop_remote_notices()
-        self.training.shutdown()  # a run in progress stops with a final checkpoint
-        if self.sft_run is not None:
-            self.sft_run.shutdown()
-        if self.rl_run is not None:
-            self.rl_run.shutdown()  # writes the RL checkpoint
+        # a run in progress stops with a final checkpoint; what was stopped is said once the terminal is back
+        for name, run in (("Training", self.training), ("Post-training (SFT)", self.sft_run), ("RL", self.rl_run)):
+            if run is not None:
+                was_running = run.active
+                run.shutdown()
+                if was_running:
+                    self.exit_notes.append(f"{name}: {run.snapshot().message}")
         if self.rlhf_run is not None:
-            self.rlhf_run.shutdown()  # stops RL and writes its policy beside tiny-chat (rlhf/ckpt.pt)
+            was_running = self.rlhf_run.busy
+            saved = self.rlhf_run.shutdown()  # stops RL and writes its policy beside tiny-chat (rlhf/ckpt.pt)
+            if was_running:
+                self.exit_notes.append("RLHF: stopped" + (f"; policy saved: {saved}" if saved else ""))
         for screen in self._mode_screens().values():
             cancel = getattr(screen, "action_cancel", None)
             if cancel is not None:

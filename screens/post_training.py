@@ -75,12 +75,13 @@ class PostTrainingScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield ModelStatus()
+        yield Static(id="post-views")
         with ContentSwitcher(initial="post-dataset", id="post-switch"):
             with VerticalScroll(id="post-dataset"):
                 yield ConversationView(id="post-conversation")
             with Vertical(id="post-run"):
                 yield Static(id="post-readout")
-                yield ProgressBar(id="post-bar", show_eta=False)
+                yield ProgressBar(id="post-bar", show_eta=False, total=1)  # (no total: a pulsing bar before the run)
                 yield LossPlot(id="post-plot")
                 yield RichLog(id="post-samples", wrap=True, max_lines=2000)
             with Vertical(id="post-experiment"):
@@ -141,6 +142,8 @@ class PostTrainingScreen(Screen):
 
     def watch_view_name(self, name: str) -> None:
         self.query_one("#post-switch", ContentSwitcher).current = f"post-{name}"
+        self.query_one("#post-views", Static).update(Content.from_markup(
+            "view (v): " + " · ".join(f"[reverse] {n} [/]" if n == name else n for n in VIEWS)))
         if name == "rl":  # its keys (s, p, x, r, c) work while it has focus
             self.query_one("#post-rl", RLPanel).focus()
         if name == "rlhf":
@@ -207,19 +210,14 @@ class PostTrainingScreen(Screen):
             self.query_one(f"#post-exp-{style}", Static).update(Content("\n".join(lines)))  # model text: no markup
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Each view shows its own keys (False: hidden); a key that does nothing now is greyed out (None)."""
+        """Each view shows its own keys (False: hidden). A key that cannot act now still runs, and says why."""
         if (action == "step") != (self.view_name == "dataset") and action in ("step", "pause", "stop"):
             return False
         if action == "experiment" and self.view_name != "experiment":
             return False
-        if self.view_name == "rl" and action in ("start", "pause", "stop", "before_after"):
-            return False  # the RL panel's own keys
-        view = self.run_view
-        active = view is not None and view.active
-        enabled = {"start": not active, "experiment": not active,
-                   "pause": view is not None and view.state in ("running", "paused"),
-                   "stop": active, "before_after": not active}.get(action, True)
-        return True if enabled else None
+        if self.view_name in ("rl", "rlhf") and action in ("start", "pause", "stop", "before_after", "experiment"):
+            return False  # the RL and RLHF panels' own keys
+        return True
 
     def action_start(self) -> None:
         from dataclasses import replace

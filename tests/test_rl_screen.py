@@ -8,6 +8,7 @@ import pytest
 
 from lab.rl import RLConfig
 from lab.session import Session, Settings
+from screens.widgets.rl_panel import RLPanel
 from tests.helpers import make_test_app, settle, shown
 
 
@@ -45,8 +46,20 @@ async def test_rl_view_starts_shows_rollouts_stops_with_a_checkpoint_and_compare
         await _open_rl_view(app, pilot)
         readout = app.screen.query_one("#rl-readout")
         assert "s start" in shown(readout) and "checker" in shown(readout)
+        assert "view (v):" in shown(app.screen.query_one("#post-views")) and " rl " in shown(app.screen.query_one("#post-views"))
+        said = lambda text: any(text in str(n.message) for n in app._notifications)  # noqa: E731
+        await pilot.press("x", "p")  # nothing runs: each key says so
+        await pilot.pause()
+        assert said("no run to stop") and said("no run to pause")
         await pilot.press("s")
         assert await _until(pilot, lambda: any(e.step >= 1 for e in app.rl_run.snapshot().events))
+        await pilot.press("r")  # not while a run goes: it says why
+        await pilot.pause()
+        assert said("rule is fixed while a run goes")
+        await pilot.press("c")
+        await pilot.pause()
+        assert said("x stops it first")
+        assert app.screen.query_one(RLPanel).rule == "grpo"
         await pilot.pause(0.5)
         rollouts = shown(app.screen.query_one("#rl-rollouts"))
         assert "its rollouts" in rollouts and ("✓" in rollouts or "✗" in rollouts)
@@ -78,3 +91,4 @@ async def test_quitting_stops_the_rl_run_with_a_checkpoint():
     run.thread.join()
     assert run.snapshot().state == "stopped" and "checkpoint saved" in run.snapshot().message
     assert run.trainer.cfg.rule == "keep"
+    assert [n for n in app.exit_notes if n.startswith("RL: stopped at step") and "checkpoint saved" in n]  # said on exit

@@ -113,6 +113,7 @@ async def test_the_run_outlives_the_screen_and_quitting_writes_the_policy(sft_di
         steps = len(run.snapshot().steps)
         assert await _until(pilot, lambda: len(run.snapshot().steps) > steps) and run.busy
     assert not run.busy and (sft_dir / "rlhf" / "ckpt.pt").exists()  # quit stopped it with a checkpoint
+    assert f"RLHF: stopped; policy saved: {sft_dir / 'rlhf' / 'ckpt.pt'}" in app.exit_notes
     from lab.rlhf import load_chat
 
     model, _ = load_chat(sft_dir / "rlhf" / "ckpt.pt")

@@ -98,8 +98,11 @@ class RLPanel(Vertical, can_focus=True):
             head.append(f"pass {steps[-1].pass_rate:.0%}")
         if held:
             head.append(f"held-out {held[0][1]:.0%} → {held[-1][1]:.0%}")
-        hint = ("s start (trains tiny-chat first if there is none) · r rule · c compare base → SFT → RL"
-                if view.state == "idle" else view.message)
+        hint = {"idle": "s start (trains tiny-chat first if there is none) · r rule · c compare base → SFT → RL",
+                "running": "p pauses · x stops (writes a checkpoint)",
+                "paused": "paused: p resumes · x stops (writes a checkpoint)"}.get(view.state, view.message)
+        if view.state in ("stopped", "finished", "failed"):
+            hint += " · s starts again"
         self.query_one("#rl-readout", Static).update(Content(" · ".join(head) + "\n" + hint + "\n" + CHECKER_WORDS))
         lengths = [e.mean_length for e in steps]
         hist = steps[-1].histogram if steps else ()
@@ -108,8 +111,8 @@ class RLPanel(Vertical, can_focus=True):
                  f"mean length     {sparkline(lengths)}  {lengths[-1]:.1f} tokens" if lengths else "mean length     —"]
         if hist:
             top = max(hist) or 1
-            lines.append("groups by samples passed: " + "  ".join(f"{k}:{'█' * round(6 * n / top)}{n}"
-                                                                  for k, n in enumerate(hist)))
+            lines.append(f"groups by samples passed (of {len(hist) - 1}): " + " ".join(
+                f"{k}:{BARS[round((len(BARS) - 1) * n / top)] if n else ' '}{n}" for k, n in enumerate(hist)))
         self.query_one("#rl-curves", Static).update(Content("\n".join(lines)))
         if steps:
             shown = [f"── step {steps[-1].step}: its rollouts ──"]
@@ -117,18 +120,9 @@ class RLPanel(Vertical, can_focus=True):
                 reply = a.text.replace("\n", " ⏎ ") or "(empty)"
                 shown.append(f"{'✓' if a.passed else '✗'} {a.question}  →  {reply}  (read {a.got}, truth {a.truth})")
             self.query_one("#rl-rollouts", Static).update(Content("\n".join(shown)))
-        if old is None or old.state != view.state:
-            self.screen.refresh_bindings()
 
     def watch_rule(self) -> None:
         self.view = self.run.snapshot()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        view = self.view
-        active = view is not None and view.active
-        enabled = {"start": not active, "rule": not active, "compare": not active,
-                   "pause": view is not None and view.state in ("running", "paused"), "stop": active}.get(action, True)
-        return True if enabled else None
 
     # ---- commands ----
     def paths(self) -> tuple[Path, Path, Path]:
@@ -141,7 +135,9 @@ class RLPanel(Vertical, can_focus=True):
         from lab.rl_run import RLRun
 
         if self.run.active:
-            self.app.notify("An RL run is already going (x stops it).")
+            paused = self.run.snapshot().state == "paused"
+            self.app.notify("The RL run is paused: p resumes it, x stops it." if paused
+                            else "An RL run is already going (x stops it).")
             return
         _, sft, rl = self.paths()
         cfg = getattr(self.app, "rl_config", None) or PRESETS["tiny" if self.rule == "grpo" else "tiny-keep"]
@@ -164,11 +160,18 @@ class RLPanel(Vertical, can_focus=True):
         self.poll()
 
     def action_rule(self) -> None:
+        if self.run.active:
+            self.app.notify("The update rule is fixed while a run goes: x stops it, then r and s.", severity="warning")
+            return
         self.rule = "keep" if self.rule == "grpo" else "grpo"
         self.app.notify("update rule: " + ("keep the good ones (SFT on the rollouts that passed)" if self.rule == "keep"
                                            else "grpo (group-normalised policy gradient)"))
 
     def action_compare(self) -> None:
+        if self.run.active:
+            self.app.notify("Compare reads the RL checkpoint a run writes when it ends: x stops it first.",
+                            severity="warning")
+            return
         self.query_one("#rl-rollouts", Static).update(Content("comparing base → SFT → RL on the same prompts…"))
         self.compare()
 
