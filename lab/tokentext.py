@@ -203,3 +203,10 @@ class TokenStats:
 def stats(text: str, ids: Sequence[int]) -> TokenStats:
     bad = len(SURROGATE.findall(text)) if has_surrogates(text) else 0
     return TokenStats(len(ids), len(text), len(utf8(text)), bad)
+
+
+def one_line(text: str, empty: str = "(empty)") -> str:
+    """A model's reply on one line of a screen: control characters made visible (a raw \\x1f corrupts a
+    terminal and an exported SVG), line breaks drawn as ⏎, `empty` when there is nothing.
+    Example: one_line("6\\x1f\\n7") -> "6␟ ⏎ 7"."""
+    return visible(text, False).replace("\n", " ⏎ ") or empty

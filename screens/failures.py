@@ -26,6 +26,7 @@ from lab.errors import LabError
 from lab.failures import CARD_BY_KEY, CARDS, AnswerCache, Experiment, make_prompt, word_tokens
 from lab.runs import RunHandle
 from lab.sampling import SamplingSettings
+from lab.tokentext import one_line
 from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
 from screens.widgets.card_info import CardInfo
@@ -423,7 +424,7 @@ class FailuresScreen(Screen):
             lines += [f"## {v['variant']}: pass {v['passed']}/{v['scored']}", "", f"Checker: {v['checker']}", ""]
             for a in v["answers"]:
                 lines.append(f"- {'✓' if a['passed'] else '✗'} seed {a['seed']} (got {a['got']}): "
-                             + a["text"].replace("\n", " ⏎ "))
+                             + one_line(a["text"], ""))
             lines.append("")
         return "\n".join(lines)
 

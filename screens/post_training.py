@@ -11,6 +11,7 @@ The run belongs to the app (`lab.sft_run.SFTRun`): leaving the screen does not s
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,6 +25,7 @@ from textual.worker import Worker, WorkerState
 from lab.errors import LabError
 from lab.sft_data import conversation_index, default_set
 from lab.training_run import RunView
+from lab.tokentext import one_line, visible
 from screens.commands import ScreenCommands
 from screens.training import TrainingScreen
 from screens.widgets import ModelStatus
@@ -143,7 +145,7 @@ class PostTrainingScreen(Screen):
     def watch_view_name(self, name: str) -> None:
         self.query_one("#post-switch", ContentSwitcher).current = f"post-{name}"
         self.query_one("#post-views", Static).update(Content.from_markup(
-            "view (v): " + " · ".join(f"[reverse] {n} [/]" if n == name else n for n in VIEWS)))
+            "view (v): " + " · ".join(f"[b $accent]▸{n}[/]" if n == name else n for n in VIEWS)))
         if name == "rl":  # its keys (s, p, x, r, c) work while it has focus
             self.query_one("#post-rl", RLPanel).focus()
         if name == "rlhf":
@@ -182,7 +184,7 @@ class PostTrainingScreen(Screen):
             self._samples_shown = 0
         for step, text in view.samples[self._samples_shown:]:
             log.write(f"── step {step} ──")
-            log.write(text)
+            log.write(Text(visible(text, False)))  # model text: control characters shown, no markup
         self._samples_shown = len(view.samples)
         self.draw_experiment(view)
         if old is None or old.state != view.state:
@@ -204,7 +206,7 @@ class PostTrainingScreen(Screen):
             scored = results.get(style, [])
             lines = [f"{style}-first" + (f": {sum(s.passed for s in scored)}/{len(scored)}" if scored else "")]
             for s in scored:
-                reply = s.reply.replace("\n", " ⏎ ") or "(empty)"  # one answer, one line (as the Failures screen)
+                reply = one_line(s.reply)  # one answer, one line (as the Failures screen)
                 lines.append(f"{'✓' if s.passed else '✗'} {s.question}\n   {reply}"
                              f"\n   read {s.got}, truth {s.truth}")
             self.query_one(f"#post-exp-{style}", Static).update(Content("\n".join(lines)))  # model text: no markup

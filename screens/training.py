@@ -23,6 +23,7 @@ from textual.widgets import ProgressBar, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
+from lab.tokentext import visible
 from lab.training_run import RunView, TrainingRun
 from screens.commands import ScreenCommands
 from screens.widgets import ModelStatus
@@ -140,7 +141,7 @@ class TrainingScreen(Screen):
         log = self.query_one("#train-samples", RichLog)
         for step, text in view.samples[self._samples_shown:]:
             log.write(Text(f"── step {step} ──", style="bold"))
-            log.write(Text(text))
+            log.write(Text(visible(text, False)))  # control characters shown, never sent to the terminal
         self._samples_shown = len(view.samples)
         if old is None or old.state != view.state or old.preset != view.preset:
             self.refresh_bindings()

@@ -46,7 +46,7 @@ async def test_rl_view_starts_shows_rollouts_stops_with_a_checkpoint_and_compare
         await _open_rl_view(app, pilot)
         readout = app.screen.query_one("#rl-readout")
         assert "s start" in shown(readout) and "checker" in shown(readout)
-        assert "view (v):" in shown(app.screen.query_one("#post-views")) and " rl " in shown(app.screen.query_one("#post-views"))
+        assert "view (v):" in shown(app.screen.query_one("#post-views")) and "▸rl " in shown(app.screen.query_one("#post-views"))
         said = lambda text: any(text in str(n.message) for n in app._notifications)  # noqa: E731
         await pilot.press("x", "p")  # nothing runs: each key says so
         await pilot.pause()

@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from lab.failures import Answer, Variant, pass_rate, score
+from lab.tokentext import one_line
 
 PROGRAM_LINES = 14  # a longer program is cut on screen (it still runs whole)
 
@@ -109,16 +110,16 @@ class ResultView(VerticalScroll, can_focus=True):
             if v.tool:
                 parts += self._tool_parts(a, dim, ok, bad, code)
             else:
-                parts.append(a.text.replace("\n", " ⏎ ") or ("(nothing yet)" if not a.done else "(empty answer)"))
+                parts.append(one_line(a.text, "(nothing yet)" if not a.done else "(empty answer)"))
         body.update(Content.assemble(*parts, strip_control_codes=True))
 
     def _tool_parts(self, a: Answer, dim, ok, bad, code) -> list:
         if not a.done or a.program is None:
             if a.done:
-                return [("no program found in the answer: ", dim), a.text.replace("\n", " ⏎ ")[:300]]
+                return [("no program found in the answer: ", dim), one_line(a.text, "")[:300]]
             if a.program is not None:
                 return [("running the program in the sandbox…", dim)]
-            return [a.text.replace("\n", " ⏎ ") or "(nothing yet)"]
+            return [one_line(a.text, "(nothing yet)")]
         lines = a.program.rstrip("\n").split("\n")
         shown = lines[:PROGRAM_LINES]
         parts: list = []

@@ -25,6 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from lab.errors import LabError
 from lab.rl_run import JobView
+from lab.tokentext import one_line
 
 BARS = "▁▂▃▄▅▆▇█"
 CHECKER_WORDS = ("checker (code): the number after \"The answer is\" (else the first number that is not one of the "
@@ -117,7 +118,7 @@ class RLPanel(Vertical, can_focus=True):
         if steps:
             shown = [f"── step {steps[-1].step}: its rollouts ──"]
             for a in steps[-1].attempts:
-                reply = a.text.replace("\n", " ⏎ ") or "(empty)"
+                reply = one_line(a.text)
                 shown.append(f"{'✓' if a.passed else '✗'} {a.question}  →  {reply}  (read {a.got}, truth {a.truth})")
             self.query_one("#rl-rollouts", Static).update(Content("\n".join(shown)))
 
@@ -206,7 +207,7 @@ class RLPanel(Vertical, can_focus=True):
                 lines.append(q)
                 for name, _, replies in c.rows:
                     text, passed = replies[i]
-                    lines.append(f"  {name:<4} {'✓' if passed else '✗'} {text.replace(chr(10), ' ⏎ ') or '(empty)'}")
+                    lines.append(f"  {name:<4} {'✓' if passed else '✗'} {one_line(text)}")
             out.update(Content("\n".join(lines)))
         elif event.state == WorkerState.ERROR:
             err = event.worker.error

@@ -22,6 +22,7 @@ from textual.widgets import Static
 
 from lab.errors import LabError
 from lab.rlhf_run import RLHFView
+from lab.tokentext import one_line
 
 HELP = ("n: 5 rollouts of the next prompt to rank (1-5 picks the next best, backspace undoes, enter commits) · "
         "a: the simulated person ranks the rest · t: train the reward model · r: RL against it · x: stop")
@@ -40,9 +41,9 @@ class RLHFPanel(Vertical, can_focus=True):
     """
 
     BINDINGS = [
-        *[Binding(str(k), f"pick({k - 1})", f"#{k}", show=k == 1, id=f"rlhf.pick{k}",
+        *[Binding(str(k), f"pick({k - 1})", "Rank", show=k == 1, key_display="1-5", id=f"rlhf.pick{k}",
                   tooltip="Pick this rollout as the next best") for k in range(1, 6)],
-        Binding("backspace", "undo", "Undo", id="rlhf.undo", tooltip="Undo the last pick"),
+        Binding("backspace", "undo", "Undo", show=False, id="rlhf.undo", tooltip="Undo the last pick"),
         Binding("enter", "commit", "Commit", id="rlhf.commit", tooltip="Commit this ranking"),
         Binding("n", "sample", "Rollouts", id="rlhf.sample", tooltip="Sample 5 rollouts of the next prompt to rank"),
         Binding("a", "auto", "Simulated", id="rlhf.auto", tooltip="The simulated person ranks the rest"),
@@ -104,7 +105,7 @@ class RLHFPanel(Vertical, can_focus=True):
             ["the most over-rated outputs appear once RL runs"]
         for o in view.over_rated:
             over.append(f"step {o.step} · rm {o.rm_score:+.2f} · true {o.true_score:.2f} · {o.prompt}\n  "
-                        + (o.reply.replace("\n", " ⏎ ") or "(empty)"))
+                        + one_line(o.reply))
         self.query_one("#rlhf-over", Static).update(Content("\n".join(over)))  # model text: no markup
 
     def watch_order(self) -> None:
@@ -119,7 +120,7 @@ class RLHFPanel(Vertical, can_focus=True):
             lines = [f"rank: {prompt}"]
             for k, reply in enumerate(replies):
                 place = f"[{self.order.index(k) + 1}]" if k in self.order else "[ ]"
-                lines.append(f"{place} {k + 1}: " + (reply.replace("\n", " ⏎ ") or "(empty)"))
+                lines.append(f"{place} {k + 1}: " + one_line(reply))
             picked = " > ".join(str(i + 1) for i in self.order) or "none yet"
             lines.append(f"order so far (best first): {picked}")
             text = "\n".join(lines)
