@@ -48,9 +48,10 @@ async def test_rl_view_starts_shows_rollouts_stops_with_a_checkpoint_and_compare
         assert "s start" in shown(readout) and "checker" in shown(readout)
         assert "view (v):" in shown(app.screen.query_one("#post-views")) and "▸rl " in shown(app.screen.query_one("#post-views"))
         said = lambda text: any(text in str(n.message) for n in app._notifications)  # noqa: E731
-        await pilot.press("x", "p")  # nothing runs: each key says so
-        await pilot.pause()
-        assert said("no run to stop") and said("no run to pause")
+        for key, text in (("x", "no run to stop"), ("p", "no run to pause")):  # nothing runs: each key says so
+            await pilot.press(key)
+            await pilot.pause()
+            assert said(text), key
         await pilot.press("s")
         assert await _until(pilot, lambda: any(e.step >= 1 for e in app.rl_run.snapshot().events))
         await pilot.press("r")  # not while a run goes: it says why
