@@ -76,6 +76,16 @@ async def type_text(pilot, text: str) -> None:
         i = j
 
 
+async def until(pilot, condition, tries: int = 6000) -> bool:
+    """Wait for `condition()` (a run or job in its own thread), polling every 0.05 s: a bound on polls, not
+    a time limit. Returns whether it held."""
+    for _ in range(tries):
+        if condition():
+            return True
+        await pilot.pause(0.05)
+    return condition()
+
+
 def shown(widget) -> str:
     """The plain text a widget shows: a Static's content, or a container's Statics, top to bottom."""
     if isinstance(widget, Static):

@@ -131,7 +131,7 @@ async def test_the_app_says_when_a_model_starts_and_ends_compiling_its_decode_st
     the app polls `activity` and notifies when it starts and when it ends."""
     from lab.session import Session, Settings
     from screens.headless import settle
-    from tests.helpers import make_test_app
+    from tests.helpers import make_test_app, until
 
     gate = threading.Event()
     warm = StaticDecoder._warm
@@ -146,17 +146,13 @@ async def test_the_app_says_when_a_model_starts_and_ends_compiling_its_decode_st
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, pilot)
 
-            async def notice(text: str) -> bool:  # the app polls once a second
-                for _ in range(120):
-                    if any(text in str(n.message) for n in app._notifications):
-                        return True
-                    await pilot.pause(0.5)
-                return False
+            def notice(text: str):  # the app polls once a second
+                return lambda: any(text in str(n.message) for n in app._notifications)
 
-            assert await notice(COMPILING)
+            assert await until(pilot, notice(COMPILING))
             gate.set()
             assert fast._static.wait(120)
-            assert await notice("done (" + COMPILING)
+            assert await until(pilot, notice("done (" + COMPILING))
     finally:
         gate.set()
         fast.close()

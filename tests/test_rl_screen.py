@@ -9,15 +9,7 @@ import pytest
 from lab.rl import RLConfig
 from lab.session import Session, Settings
 from screens.widgets.rl_panel import RLPanel
-from tests.helpers import make_test_app, settle, shown
-
-
-async def _until(pilot, condition, tries: int = 6000):
-    for _ in range(tries):  # a bound on polls, not a time limit: the run is in its own thread
-        if condition():
-            return True
-        await pilot.pause(0.05)
-    return condition()
+from tests.helpers import make_test_app, settle, shown, until
 
 
 def small_app():
@@ -53,7 +45,7 @@ async def test_rl_view_starts_shows_rollouts_stops_with_a_checkpoint_and_compare
             await pilot.pause()
             assert said(text), key
         await pilot.press("s")
-        assert await _until(pilot, lambda: any(e.step >= 1 for e in app.rl_run.snapshot().events))
+        assert await until(pilot, lambda: any(e.step >= 1 for e in app.rl_run.snapshot().events))
         await pilot.press("r")  # not while a run goes: it says why
         await pilot.pause()
         assert said("rule is fixed while a run goes")
@@ -76,7 +68,7 @@ async def test_rl_view_starts_shows_rollouts_stops_with_a_checkpoint_and_compare
         await pilot.pause(0.3)
         assert "stopped at step" in shown(app.screen.query_one("#rl-readout"))
         await pilot.press("c")  # base -> SFT -> RL on the same prompts
-        assert await _until(pilot, lambda: "compare:" in shown(app.screen.query_one("#rl-rollouts")))
+        assert await until(pilot, lambda: "compare:" in shown(app.screen.query_one("#rl-rollouts")))
         text = shown(app.screen.query_one("#rl-rollouts"))
         assert "base" in text and "SFT" in text and "RL" in text
 
@@ -87,7 +79,7 @@ async def test_quitting_stops_the_rl_run_with_a_checkpoint():
         await _open_rl_view(app, pilot)
         await pilot.press("r")  # the other update rule: keep the good ones
         await pilot.press("s")
-        assert await _until(pilot, lambda: app.rl_run.snapshot().state == "running")
+        assert await until(pilot, lambda: app.rl_run.snapshot().state == "running")
         run = app.rl_run
     run.thread.join()
     assert run.snapshot().state == "stopped" and "checkpoint saved" in run.snapshot().message

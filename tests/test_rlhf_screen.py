@@ -7,7 +7,7 @@ import pytest
 
 from lab.rlhf import RLHFConfig
 from lab.rlhf_run import RLHFRun
-from tests.helpers import make_test_app, settle, shown
+from tests.helpers import make_test_app, settle, shown, until
 
 CHAT = dict(n_layer=1, n_head=2, n_embd=32, bpe_vocab=300, pretrain_bytes=20_000, task_docs=100, pretrain_iters=40,
             max_iters=60, lr_decay_iters=60, block_size=128, batch_size=4, counts=(40, 0, 0, 40), eval_interval=1000,
@@ -25,14 +25,6 @@ def sft_dir(tmp_path_factory):
     for _ in TinyChat(SFTConfig(**CHAT, out_dir=str(out))).run():
         pass
     return out
-
-
-async def _until(pilot, condition, tries: int = 3000):
-    for _ in range(tries):  # a bound on polls, not a time limit: the job runs in its own thread
-        if condition():
-            return True
-        await pilot.pause(0.05)
-    return condition()
 
 
 async def _open_rlhf(app, pilot):
@@ -58,10 +50,10 @@ async def test_rank_by_keys_train_a_reward_model_start_and_stop_rl(sft_dir, size
             await pilot.pause()
             assert any(said in str(n.message) for n in app._notifications), key
         await pilot.press("n")
-        assert await _until(pilot, lambda: run.snapshot().pending is not None and not run.busy)
+        assert await until(pilot, lambda: run.snapshot().pending is not None and not run.busy)
         prompt, replies = run.snapshot().pending
         assert len(replies) == 5
-        assert await _until(pilot, lambda: "rank: " in shown(panel.query_one("#rlhf-rank")))
+        assert await until(pilot, lambda: "rank: " in shown(panel.query_one("#rlhf-rank")))
         text = shown(panel.query_one("#rlhf-rank"))
         assert f"rank: {prompt}" in text and "order so far (best first): none yet" in text
         await pilot.press("3", "1", "3")  # 3 again is refused: it is already placed
@@ -74,26 +66,26 @@ async def test_rank_by_keys_train_a_reward_model_start_and_stop_rl(sft_dir, size
         await pilot.pause()
         assert any("wait for a ranking" in str(n.message) for n in app._notifications)
         await pilot.press("5", "1", "2", "4", "enter")
-        assert await _until(pilot, lambda: len(run.job.rankings) == 1)
+        assert await until(pilot, lambda: len(run.job.rankings) == 1)
         assert run.job.rankings[prompt].order == (2, 4, 0, 1, 3) and run.job.rankings[prompt].by == "person"
         await pilot.press("a")  # the simulated person ranks the other 7
-        assert await _until(pilot, lambda: not run.busy and run.snapshot().ranked == 8)
+        assert await until(pilot, lambda: not run.busy and run.snapshot().ranked == 8)
         assert run.job.rankings[prompt].by == "person"  # the person's ranking is kept
         await pilot.press("t")
-        assert await _until(pilot, lambda: not run.busy), run.snapshot()
+        assert await until(pilot, lambda: not run.busy), run.snapshot()
         assert run.snapshot().has_reward_model, run.snapshot().message
         acc = run.snapshot().rm_accuracy
-        assert await _until(pilot, lambda: "held-out pair accuracy" in shown(panel.query_one("#rlhf-head")))
+        assert await until(pilot, lambda: "held-out pair accuracy" in shown(panel.query_one("#rlhf-head")))
         head = shown(panel.query_one("#rlhf-head"))
         assert f"held-out pair accuracy {acc:.0%}" in head and "8 rankings (1 by you, 7 simulated) vs 400,000 scores" in head
         await pilot.press("r")
-        assert await _until(pilot, lambda: len(run.snapshot().steps) >= 2)
+        assert await until(pilot, lambda: len(run.snapshot().steps) >= 2)
         await pilot.press("x")
-        assert await _until(pilot, lambda: not run.busy)
+        assert await until(pilot, lambda: not run.busy)
         view = run.snapshot()
         assert "RL stopped at step" in view.message and len(view.rm) == len(view.true) == len(view.steps) >= 2
         assert f"policy saved: {sft_dir / 'rlhf' / 'ckpt.pt'}" in view.message and run.policy_path.exists()
-        assert await _until(pilot, lambda: "most over-rated" in shown(panel.query_one("#rlhf-over")))
+        assert await until(pilot, lambda: "most over-rated" in shown(panel.query_one("#rlhf-over")))
         assert "reward model" in str(panel.query_one("#rlhf-plot").render())
 
 
@@ -103,15 +95,15 @@ async def test_the_run_outlives_the_screen_and_quitting_writes_the_policy(sft_di
     async with app.run_test(size=(80, 24)) as pilot:
         await _open_rlhf(app, pilot)
         await pilot.press("a")
-        assert await _until(pilot, lambda: not run.busy and run.snapshot().ranked == 8)
+        assert await until(pilot, lambda: not run.busy and run.snapshot().ranked == 8)
         await pilot.press("t")
-        assert await _until(pilot, lambda: not run.busy and run.snapshot().has_reward_model)
+        assert await until(pilot, lambda: not run.busy and run.snapshot().has_reward_model)
         await pilot.press("r")
-        assert await _until(pilot, lambda: len(run.snapshot().steps) >= 1)
+        assert await until(pilot, lambda: len(run.snapshot().steps) >= 1)
         await pilot.press("f1")  # another screen: RL goes on
         await settle(app, pilot)
         steps = len(run.snapshot().steps)
-        assert await _until(pilot, lambda: len(run.snapshot().steps) > steps) and run.busy
+        assert await until(pilot, lambda: len(run.snapshot().steps) > steps) and run.busy
     assert not run.busy and (sft_dir / "rlhf" / "ckpt.pt").exists()  # quit stopped it with a checkpoint
     assert f"RLHF: stopped; policy saved: {sft_dir / 'rlhf' / 'ckpt.pt'}" in app.exit_notes
     from lab.rlhf import load_chat
@@ -125,6 +117,6 @@ async def test_without_a_chat_model_the_view_says_how_to_make_one(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         panel = await _open_rlhf(app, pilot)
         await pilot.press("n")
-        assert await _until(pilot, lambda: not app.rlhf_run.busy and "failed" in app.rlhf_run.snapshot().message)
-        assert await _until(pilot, lambda: "no tiny-chat model at" in shown(panel.query_one("#rlhf-head")))
+        assert await until(pilot, lambda: not app.rlhf_run.busy and "failed" in app.rlhf_run.snapshot().message)
+        assert await until(pilot, lambda: "no tiny-chat model at" in shown(panel.query_one("#rlhf-head")))
         assert "failed" in shown(panel.query_one("#rlhf-head"))

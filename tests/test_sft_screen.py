@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from lab.conversations import chat_format, render_conversation
 from screens.widgets.conversation_view import ConversationView
-from tests.helpers import make_test_app, settle, shown
-
-
-async def _until(pilot, condition, tries: int = 3000):
-    for _ in range(tries):  # a bound on polls, not a time limit: the run is in its own thread
-        if condition():
-            return True
-        await pilot.pause(0.05)
-    return condition()
+from tests.helpers import make_test_app, settle, shown, until
 
 
 async def test_dataset_view_draws_the_mask_of_the_chat_models_own_rendering():
@@ -22,9 +14,9 @@ async def test_dataset_view_draws_the_mask_of_the_chat_models_own_rendering():
         await pilot.press("f6")
         await settle(app, pilot)
         view = app.screen.query_one(ConversationView)
-        assert await _until(pilot, lambda: view.shown is not None and view.shown.index == 0)
+        assert await until(pilot, lambda: view.shown is not None and view.shown.index == 0)
         await pilot.press("n")
-        assert await _until(pilot, lambda: view.shown.index == 1)
+        assert await until(pilot, lambda: view.shown.index == 1)
         example = app.screen.examples[1]
         backend = app.session.loaded("chat")
         reference = render_conversation(chat_format(backend), example.messages)
@@ -34,7 +26,7 @@ async def test_dataset_view_draws_the_mask_of_the_chat_models_own_rendering():
         answer = example.messages[-1].content.split()[0]
         assert answer in text.split("<|im_start|>assistant")[-1]  # the answer is drawn after its header
         await pilot.press("b")
-        assert await _until(pilot, lambda: view.shown.index == 0)
+        assert await until(pilot, lambda: view.shown.index == 0)
 
 
 async def test_run_view_trains_live_stops_and_opens_before_after():
@@ -50,7 +42,7 @@ async def test_run_view_trains_live_stops_and_opens_before_after():
         small = app.sft_config  # tests.helpers gives every test app a small run in a temporary folder
         await pilot.press("s")
         assert app.screen.query_one("#post-switch").current == "post-run"
-        assert await _until(pilot, lambda: app.sft_run.snapshot().samples and
+        assert await until(pilot, lambda: app.sft_run.snapshot().samples and
                             app.sft_run.snapshot().steps[-1] > small.pretrain_iters)
         await pilot.pause(0.3)
         log = app.screen.query_one("#post-samples")
@@ -84,7 +76,7 @@ async def test_experiment_view_scores_both_styles_on_the_same_held_out_problems(
         assert app.screen.query_one("#post-switch").current == "post-experiment"
         assert "e runs it" in shown(app.screen.query_one("#post-exp-head"))
         await pilot.press("e")
-        assert await _until(pilot, lambda: app.sft_run.snapshot().state in ("finished", "failed"))
+        assert await until(pilot, lambda: app.sft_run.snapshot().state in ("finished", "failed"))
         app.sft_run.thread.join()
         await pilot.pause(0.5)
         results = app.sft_run.results
