@@ -124,26 +124,30 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
     x = np.asarray(logits, dtype=np.float64)
     if p >= 1.0:
         return x
-    probs = softmax(x)
-    # The nucleus is almost always small: sort only the top candidates, all of them if needed.
-    order = None
-    for m in (1024, 16384):
-        if m >= probs.size:
-            break
-        part = np.argpartition(-probs, m - 1)[:m]
-        part = part[np.argsort(-probs[part], kind="stable")]
-        if probs[part].sum() >= p:
-            order = part
-            break
-    if order is None:
-        order = np.argsort(-probs, kind="stable")
-    cumulative = np.cumsum(probs[order])
-    n_keep = int(np.searchsorted(cumulative, p, side="left")) + 1
-    n_keep = max(1, min(n_keep, x.size))
     out = np.full_like(x, NEG_INF)
-    kept = order[:n_keep]
+    kept = nucleus(x, p)
     out[kept] = x[kept]
     return out
+
+
+def nucleus(x: np.ndarray, p: float) -> np.ndarray:
+    """Indices of the smallest set of most likely tokens of logits `x` (float64; -inf allowed) whose
+    probability reaches p, most likely first (ties in index order); the top token always. Only the
+    tokens within a few nats of the top are sorted unless the nucleus reaches further."""
+    top = np.max(x)
+    buf = x - top
+    log_z = math.log(np.sum(np.exp(buf, out=buf)))
+    order = None
+    for nats in (12.0, 30.0):
+        near = np.flatnonzero(x >= top - nats)
+        probs = np.exp((x[near] - top) - log_z)
+        if near.size < x.size and probs.sum() >= p:
+            order = near[np.argsort(-probs, kind="stable")]
+            break
+    if order is None:
+        order = np.argsort(-x, kind="stable")
+    cumulative = np.cumsum(np.exp((x[order] - top) - log_z))
+    return order[:max(1, min(int(np.searchsorted(cumulative, p, side="left")) + 1, x.size))]
 
 
 def filtered_logits(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
@@ -174,13 +178,10 @@ def sample_with_prob(logits: np.ndarray, settings: SamplingSettings, rng: np.ran
         return int(np.argmax(logits)), 1.0
     x = np.divide(logits, settings.temperature, dtype=np.float64)  # apply_temperature, in one array
     kept = kept_tokens(x, settings)
-    if kept is None:
-        probs = x - np.max(x)  # softmax in place: each full-vocabulary array costs page faults
-        probs -= math.log(np.sum(np.exp(probs)))
-        np.exp(probs, out=probs)
-    else:
-        shifted = x[kept] - np.max(x[kept])
-        probs = np.exp(shifted - math.log(np.sum(np.exp(shifted))))
+    probs = x if kept is None else x[kept]
+    probs = probs - np.max(probs)  # softmax in place: each full-vocabulary array costs page faults
+    probs -= math.log(np.sum(np.exp(probs)))
+    np.exp(probs, out=probs)
     # Inverse-CDF draw: one uniform per token keeps seeded streams reproducible.
     cumulative = np.cumsum(probs)
     u = rng.random() * cumulative[-1]
@@ -197,22 +198,7 @@ def kept_tokens(x: np.ndarray, settings: SamplingSettings) -> np.ndarray | None:
         return None
     cand = np.argpartition(-x, settings.top_k - 1)[:settings.top_k] if use_k else None
     if settings.top_p < 1.0:
-        xc = x if cand is None else x[cand]
-        top = np.max(xc)
-        buf = xc - top
-        log_z = math.log(np.sum(np.exp(buf, out=buf)))
-        order = None
-        for nats in (12.0, 30.0):  # the nucleus is almost always within a few nats of the top: sort only those
-            near = np.flatnonzero(xc >= top - nats)
-            probs = np.exp((xc[near] - top) - log_z)
-            if near.size < xc.size and probs.sum() >= settings.top_p:
-                order = near[np.argsort(-probs, kind="stable")]
-                break
-        if order is None:
-            order = np.argsort(-xc, kind="stable")
-        cumulative = np.cumsum(np.exp((xc[order] - top) - log_z))
-        n_keep = max(1, min(int(np.searchsorted(cumulative, settings.top_p, side="left")) + 1, xc.size))
-        order = order[:n_keep]
+        order = nucleus(x if cand is None else x[cand], settings.top_p)
         cand = order if cand is None else cand[order]
     return np.sort(cand)
 
