@@ -54,16 +54,14 @@ class KVCache:
         self.n = 0  # positions filled
 
     def keep(self, rows) -> None:
-        """Keep only `rows` (a LongTensor of row indices), in that order."""
-        n = self.n
-        self.k = [k.index_select(0, rows) if n == k.shape[2] else _keep_prefix(k, rows, n) for k in self.k]
-        self.v = [v.index_select(0, rows) if n == v.shape[2] else _keep_prefix(v, rows, n) for v in self.v]
+        """Keep only `rows` (a LongTensor of row indices, repeats allowed), in that order; only the
+        filled positions are copied."""
+        self.k, self.v = [self._keep(b, rows) for b in self.k], [self._keep(b, rows) for b in self.v]
 
-
-def _keep_prefix(buf, rows, n: int):
-    out = buf.new_empty((len(rows),) + tuple(buf.shape[1:]))
-    out[:, :, :n] = buf[:, :, :n].index_select(0, rows)
-    return out
+    def _keep(self, buf, rows):
+        out = buf.new_empty((len(rows),) + tuple(buf.shape[1:]))
+        out[:, :, :self.n] = buf[:, :, :self.n].index_select(0, rows)
+        return out
 
 
 def cached_logits(model, idx, pos, key_ok, cache: KVCache):
